@@ -1,0 +1,25 @@
+# The README's two commands: `make run` serves the site, `make test` runs
+# every test. Both create .venv and install the pinned requirements first.
+PYTHON ?= python3.13
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed
+	@export DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; \
+	$(BIN)/python manage.py migrate --no-input && \
+	$(BIN)/python manage.py ensure_demo_user && \
+	echo "==> Open http://127.0.0.1:8000/ and log in as $${DEMO_USERNAME:-admin} / $${DEMO_PASSWORD:-secret}" && \
+	exec $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+GENERIC_LOGIN_ERROR = "Invalid username or password."
+# Longer passwords are refused before any hashing work is spent on them.
+PASSWORD_MAX_LENGTH = 4096
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, with one message for every failed login."""
+
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=PASSWORD_MAX_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    error_messages = {  # noqa: RUF012  (Django reads it from the class)
+        "invalid_login": GENERIC_LOGIN_ERROR,
+        "inactive": GENERIC_LOGIN_ERROR,
+    }

@@ -1,0 +1,1 @@
+"""A Django session engine that keeps sessions in Redis hashes."""

@@ -1,0 +1,143 @@
+"""Build the Redis clients and scripts that the session engine uses.
+
+This is the only module that creates connections. The sync client is
+django-redis's own client for ``SESSION_CACHE_ALIAS`` (its primary, so that
+sessions are always read where they were written); the async client is built
+from the same ``CACHES`` entry, one per event loop, because a
+``redis.asyncio`` connection belongs to the loop that opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django_redis import get_redis_connection
+from redis.commands.core import AsyncScript, Script
+
+from .exceptions import SessionStoreUnavailable
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+
+
+def _lua(name: str) -> str:
+    return (LUA_DIR / f"{name}.lua").read_text()
+
+
+SAVE_LUA = _lua("save")
+INCR_LUA = _lua("incr")
+DELETE_LUA = _lua("delete")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A sync client and the engine's scripts registered on it."""
+
+    client: redis.Redis
+    save: Script
+    incr: Script
+    delete: Script
+
+
+@dataclass(frozen=True)
+class AsyncConnection:
+    """An async client and the engine's scripts registered on it."""
+
+    client: redis.asyncio.Redis
+    save: AsyncScript
+    incr: AsyncScript
+    delete: AsyncScript
+
+
+_connections: dict[str, Connection] = {}
+_async_connections: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, AsyncConnection]
+] = weakref.WeakKeyDictionary()
+
+
+def get_connection() -> Connection:
+    """Return the sync connection for SESSION_CACHE_ALIAS, creating it once."""
+    alias = settings.SESSION_CACHE_ALIAS
+    try:
+        return _connections[alias]
+    except KeyError:
+        pass
+    client = get_redis_connection(alias, write=True)
+    connection = Connection(
+        client=client,
+        save=client.register_script(SAVE_LUA),
+        incr=client.register_script(INCR_LUA),
+        delete=client.register_script(DELETE_LUA),
+    )
+    _connections[alias] = connection
+    return connection
+
+
+def async_client_kwargs(alias: str) -> tuple[str, dict[str, Any]]:
+    """Return the URL and client arguments of a django-redis CACHES entry."""
+    config = settings.CACHES[alias]
+    location = config["LOCATION"]
+    if isinstance(location, str):
+        location = location.split(",")
+    options = config.get("OPTIONS", {})
+    kwargs: dict[str, Any] = {
+        "socket_timeout": options.get("SOCKET_TIMEOUT"),
+        "socket_connect_timeout": options.get("SOCKET_CONNECT_TIMEOUT"),
+    }
+    for option, kwarg in (("USERNAME", "username"), ("PASSWORD", "password")):
+        if options.get(option):
+            kwargs[kwarg] = options[option]
+    pool_kwargs = options.get("CONNECTION_POOL_KWARGS", {})
+    if "max_connections" in pool_kwargs:
+        kwargs["max_connections"] = pool_kwargs["max_connections"]
+    return location[0].strip(), kwargs
+
+
+def get_async_connection() -> AsyncConnection:
+    """Return the async connection for SESSION_CACHE_ALIAS on the running loop."""
+    alias = settings.SESSION_CACHE_ALIAS
+    per_alias = _async_connections.setdefault(asyncio.get_running_loop(), {})
+    try:
+        return per_alias[alias]
+    except KeyError:
+        pass
+    url, kwargs = async_client_kwargs(alias)
+    client = redis.asyncio.Redis.from_url(url, **kwargs)
+    connection = AsyncConnection(
+        client=client,
+        save=client.register_script(SAVE_LUA),
+        incr=client.register_script(INCR_LUA),
+        delete=client.register_script(DELETE_LUA),
+    )
+    per_alias[alias] = connection
+    return connection
+
+
+@receiver(setting_changed)
+def _forget_connections(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"CACHES", "SESSION_CACHE_ALIAS"}:
+        _connections.clear()
+        _async_connections.clear()
+
+
+@contextmanager
+def unavailable_on_error() -> Iterator[None]:
+    """Raise SessionStoreUnavailable for any Redis error inside the block."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise SessionStoreUnavailable(
+            f"The session store did not answer: {exc.__class__.__name__}: {exc}. "
+            "It is likely that Redis is down, unreachable, loading, read-only "
+            "or out of memory."
+        ) from exc

@@ -1,0 +1,69 @@
+"""Session IDs, their signatures, and the Redis key names derived from them.
+
+A session key, as the cookie carries it and ``SessionStore.session_key``
+returns it, is ``<id>:<signature>``: 32 random characters from
+``[a-z0-9]`` (165 bits) and an HMAC-SHA256 of them under ``SECRET_KEY``.
+Redis never sees the ID itself, only its SHA-256, so key names in
+``MONITOR``, ``SCAN``, a dump or a replica do not reveal a live cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TypeIs
+
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.core import signing
+from django.utils.crypto import constant_time_compare, get_random_string
+
+ID_LENGTH = 32
+SALT = "sessionsite.redis_sessions"
+# "<32 id chars>:<43 base64url chars of an HMAC-SHA256>"
+SESSION_KEY_LENGTH = ID_LENGTH + 1 + 43
+_SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
+
+
+def _signer() -> signing.Signer:
+    # Built per call so that SECRET_KEY and SECRET_KEY_FALLBACKS are read
+    # as they are now (override_settings, key rotation in a running shell).
+    return signing.Signer(salt=SALT, algorithm="sha256")
+
+
+def is_well_formed(value: object) -> TypeIs[str]:
+    """Return True if value has the shape of a signed session key."""
+    return (
+        isinstance(value, str)
+        and len(value) == SESSION_KEY_LENGTH
+        and _SESSION_KEY_RE.fullmatch(value) is not None
+    )
+
+
+def new_session_key() -> str:
+    """Return a new random session ID signed with the current SECRET_KEY."""
+    return _signer().sign(get_random_string(ID_LENGTH, VALID_KEY_CHARS))
+
+
+def verify(value: object) -> str | None:
+    """
+    Return value as a session key signed with the current SECRET_KEY, or None.
+
+    A key signed with one of SECRET_KEY_FALLBACKS is accepted and returned
+    re-signed with the current key. Anything malformed or with a bad
+    signature gives None; the shape is checked before any HMAC is computed.
+    """
+    if not is_well_formed(value):
+        return None
+    signer = _signer()
+    try:
+        session_id = signer.unsign(value)
+    except signing.BadSignature:
+        return None
+    current = signer.sign(session_id)
+    return value if constant_time_compare(current, value) else current
+
+
+def redis_key(prefix: str, session_key: str) -> str:
+    """Return the Redis key of a (verified) session key."""
+    session_id = session_key[:ID_LENGTH]
+    return f"{prefix}:{hashlib.sha256(session_id.encode()).hexdigest()}"

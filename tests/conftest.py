@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+
+from sessionsite.redis_sessions import connection
+
+from .redis_process import RedisProcess
+
+PASSWORD = "correct horse battery staple"
+
+
+def caches_for(url: str) -> dict[str, Any]:
+    """Return the site's CACHES setting pointed at another Redis URL."""
+    caches = {alias: dict(config) for alias, config in settings.CACHES.items()}
+    caches["default"]["LOCATION"] = url
+    return caches
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """Start the tests' own Redis-compatible server, once per session."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sessions_in_test_redis(redis_server: RedisProcess) -> Iterator[None]:
+    with override_settings(CACHES=caches_for(redis_server.url)):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _flush_redis(redis_server: RedisProcess) -> None:
+    redis_server.client().flushall()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisProcess) -> redis.Redis:
+    """A plain client on the tests' server, to look at what the engine wrote."""
+    return redis_server.client()
+
+
+@pytest.fixture
+def round_trips(
+    monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis
+) -> list[str]:
+    """
+    Record the name of every command the engine's clients send from now on.
+
+    What the test itself sends through redis_client is left out.
+    None of the engine's calls is pipelined, so each command is one round
+    trip. The scripts are loaded first, as they are after a process's first
+    use, so that EVALSHA is not followed by a NOSCRIPT fallback.
+    """
+    for lua in (connection.SAVE_LUA, connection.INCR_LUA, connection.DELETE_LUA):
+        redis_client.script_load(lua)
+    sent: list[str] = []
+    sync_execute = redis.Redis.execute_command
+    async_execute = redis.asyncio.Redis.execute_command
+
+    def counting(self: redis.Redis, *args: Any, **options: Any) -> Any:
+        if self is not redis_client:
+            sent.append(str(args[0]).upper())
+        return sync_execute(self, *args, **options)
+
+    async def acounting(self: redis.asyncio.Redis, *args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return await async_execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    monkeypatch.setattr(redis.asyncio.Redis, "execute_command", acounting)
+    return sent
+
+
+@pytest.fixture
+def user(db: None) -> Any:
+    return get_user_model().objects.create_user(username="ada", password=PASSWORD)
+
+
+@pytest.fixture
+def barrier(tmp_path: Path) -> tuple[Path, Path]:
+    """Paths for tests.views.paused_write: (loaded, release)."""
+    return tmp_path / "loaded", tmp_path / "release"

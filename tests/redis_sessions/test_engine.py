@@ -1,0 +1,460 @@
+"""The SessionBase contract, kept by the Redis engine (sync methods)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+import redis
+from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.core.management import call_command
+from django.utils import timezone
+
+from sessionsite.redis_sessions import keys
+from sessionsite.redis_sessions.engine import SessionStore
+
+
+def stored(data: dict[str, object] | None = None) -> SessionStore:
+    """Return a session saved in Redis with the given data."""
+    session = SessionStore()
+    session.update(data or {})
+    session.save()
+    return session
+
+
+def loaded(session_key: str | None) -> SessionStore:
+    """Return a store that has read its session, as a request does."""
+    session = SessionStore(session_key)
+    session.keys()
+    return session
+
+
+def redis_key(session: SessionStore) -> str:
+    assert session.session_key is not None
+    return keys.redis_key("session", session.session_key)
+
+
+def test_new_session_has_no_key_until_saved() -> None:
+    session = SessionStore()
+    session["a"] = 1
+    assert session.session_key is None
+    session.save()
+    assert keys.is_well_formed(session.session_key)
+
+
+def test_saved_data_loads_back_in_another_store() -> None:
+    data = {"text": "héllo ✓", "number": 3, "list": [1, "two"], "nested": {"a": None}}
+    session = stored(data)
+    assert dict(SessionStore(session.session_key).items()) == data
+
+
+def test_unknown_session_key_loads_as_empty_and_loses_its_key() -> None:
+    session = SessionStore(keys.new_session_key())
+    assert dict(session.items()) == {}
+    assert session.session_key is None
+
+
+def test_session_key_with_a_bad_signature_is_dropped() -> None:
+    session_key = stored({"a": 1}).session_key
+    assert session_key is not None
+    forged = session_key[:-1] + ("A" if session_key[-1] != "A" else "B")
+    assert SessionStore(forged).session_key is None
+
+
+def test_dict_interface_behaves_like_a_dict() -> None:
+    session = SessionStore()
+    session["a"] = 1
+    session.update({"b": 2})
+    assert session.setdefault("c", 3) == 3
+    assert session.pop("a") == 1
+    del session["b"]
+    assert "c" in session
+    assert list(session.keys()) == ["c"]
+    assert list(session.values()) == [3]
+    assert session.get("missing", "default") == "default"
+
+
+def test_save_with_must_create_refuses_an_existing_key() -> None:
+    session = stored({"a": 1})
+    other = SessionStore(session.session_key)
+    other["b"] = 2
+    with pytest.raises(CreateError):
+        other.save(must_create=True)
+    assert dict(SessionStore(session.session_key).items()) == {"a": 1}
+
+
+def test_save_of_a_deleted_session_raises_update_error() -> None:
+    session = stored({"a": 1})
+    session["b"] = 2
+    SessionStore(session.session_key).delete()
+    with pytest.raises(UpdateError):
+        session.save()
+
+
+def test_save_of_a_deleted_session_does_not_recreate_it(
+    redis_client: redis.Redis,
+) -> None:
+    session = stored({"a": 1})
+    session["b"] = 2
+    SessionStore(session.session_key).delete()
+    with pytest.raises(UpdateError):
+        session.save()
+    assert redis_client.exists(redis_key(session)) == 0
+
+
+def test_create_saves_an_empty_session_that_exists() -> None:
+    session = SessionStore()
+    session.create()
+    assert session.session_key is not None
+    assert session.exists(session.session_key)
+    assert session.modified
+
+
+def test_exists_is_false_for_unknown_and_forged_keys() -> None:
+    session = SessionStore()
+    assert not session.exists(keys.new_session_key())
+    assert not session.exists("not-a-session-key")
+
+
+def test_delete_removes_the_session(redis_client: redis.Redis) -> None:
+    session = stored({"a": 1})
+    session.delete()
+    assert redis_client.exists(redis_key(session)) == 0
+
+
+def test_delete_with_a_key_removes_that_session() -> None:
+    first, second = stored({"a": 1}), stored({"b": 2})
+    assert first.session_key is not None
+    assert second.session_key is not None
+    SessionStore().delete(first.session_key)
+    assert not SessionStore().exists(first.session_key)
+    assert SessionStore().exists(second.session_key)
+
+
+def test_flush_deletes_the_session_and_forgets_its_key(
+    redis_client: redis.Redis,
+) -> None:
+    session = stored({"a": 1})
+    old_redis_key = redis_key(session)
+    session.flush()
+    assert session.session_key is None
+    assert dict(session.items()) == {}
+    assert redis_client.exists(old_redis_key) == 0
+
+
+def test_cycle_key_moves_the_data_to_a_new_key(redis_client: redis.Redis) -> None:
+    session = stored({"a": 1})
+    old_key, old_redis_key = session.session_key, redis_key(session)
+    session.cycle_key()
+    session.save()
+    assert session.session_key != old_key
+    assert dict(SessionStore(session.session_key).items()) == {"a": 1}
+    assert redis_client.exists(old_redis_key) == 0
+
+
+def test_cycle_key_keeps_changes_another_request_made_meanwhile() -> None:
+    session = loaded(stored({"a": 1}).session_key)
+    other = SessionStore(session.session_key)
+    other["b"] = 2
+    other.save()
+    session.cycle_key()
+    session.save()
+    assert dict(SessionStore(session.session_key).items()) == {"a": 1, "b": 2}
+
+
+def test_cycle_key_of_a_session_deleted_meanwhile_does_not_recreate_it() -> None:
+    session = loaded(stored({"a": 1}).session_key)
+    SessionStore(session.session_key).delete()
+    session.cycle_key()
+    with pytest.raises(UpdateError):
+        session.save()
+    assert not SessionStore().exists(session.session_key or "")
+
+
+def test_cycle_key_of_a_new_session_creates_it_on_save() -> None:
+    session = SessionStore()
+    session["a"] = 1
+    session.cycle_key()
+    session.save()
+    assert dict(SessionStore(session.session_key).items()) == {"a": 1}
+
+
+def test_a_save_sends_only_the_keys_it_changed() -> None:
+    session = stored({"a": 1, "b": 1})
+    first, second = SessionStore(session.session_key), SessionStore(session.session_key)
+    first["a"], second["b"] = 2, 2
+    first.save()
+    second.save()
+    assert dict(SessionStore(session.session_key).items()) == {"a": 2, "b": 2}
+
+
+def test_deleting_a_key_deletes_only_that_key() -> None:
+    session = stored({"a": 1, "b": 1})
+    first, second = SessionStore(session.session_key), SessionStore(session.session_key)
+    del first["a"]
+    second["c"] = 1
+    first.save()
+    second.save()
+    assert dict(SessionStore(session.session_key).items()) == {"b": 1, "c": 1}
+
+
+def test_a_value_changed_in_place_is_saved() -> None:
+    session = stored({"cart": [1]})
+    loaded = SessionStore(session.session_key)
+    loaded["cart"].append(2)
+    loaded.modified = True
+    loaded.save()
+    assert SessionStore(session.session_key)["cart"] == [1, 2]
+
+
+def test_values_are_stored_as_json_fields(redis_client: redis.Redis) -> None:
+    session = stored({"user": {"id": 7}, "visits": 3})
+    fields = redis_client.hgetall(redis_key(session))
+    assert json.loads(fields[b"d:user"]) == {"id": 7}
+    assert fields[b"d:visits"] == b"3"
+    assert b"m:created" in fields
+
+
+def test_a_value_json_cannot_hold_is_refused() -> None:
+    session = SessionStore()
+    session["when"] = timezone.now()
+    with pytest.raises(TypeError):
+        session.save()
+
+
+def test_a_key_that_is_not_a_string_is_refused() -> None:
+    session = SessionStore()
+    session[1] = "one"  # type: ignore[index]
+    with pytest.raises(TypeError, match="must be strings"):
+        session.save()
+
+
+def test_no_redis_key_or_value_contains_the_session_id(
+    redis_client: redis.Redis,
+) -> None:
+    session = stored({"a": 1})
+    session.cycle_key()
+    session.save()
+    assert session.session_key is not None
+    session_id = session.session_key[: keys.ID_LENGTH].encode()
+    names = list(redis_client.scan_iter())
+    assert names == [
+        f"session:{hashlib.sha256(session_id).hexdigest()}".encode(),
+    ]
+    assert all(session_id not in value for value in redis_client.hvals(names[0]))
+
+
+def test_default_ttl_is_the_session_cookie_age(
+    redis_client: redis.Redis,
+) -> None:
+    session = stored({"a": 1})
+    assert 1790 < redis_client.ttl(redis_key(session)) <= 1800
+
+
+def test_ttl_follows_set_expiry_in_seconds(redis_client: redis.Redis) -> None:
+    session = SessionStore()
+    session.set_expiry(600)
+    session.save()
+    assert 590 < redis_client.ttl(redis_key(session)) <= 600
+    assert session.get_expiry_age() == 600
+
+
+def test_ttl_follows_set_expiry_with_a_timedelta(redis_client: redis.Redis) -> None:
+    session = SessionStore()
+    session.set_expiry(timedelta(hours=2))
+    session.save()
+    assert 7190 < redis_client.ttl(redis_key(session)) <= 7200
+
+
+def test_ttl_follows_set_expiry_with_a_datetime(redis_client: redis.Redis) -> None:
+    session = SessionStore()
+    expiry = timezone.now() + timedelta(minutes=5)
+    session.set_expiry(expiry)
+    session.save()
+    assert 290 < redis_client.ttl(redis_key(session)) <= 300
+    assert SessionStore(session.session_key).get_expiry_date() == expiry
+
+
+def test_browser_close_session_keeps_the_cookie_age_in_redis(
+    redis_client: redis.Redis,
+) -> None:
+    session = SessionStore()
+    session.set_expiry(0)
+    session.save()
+    assert SessionStore(session.session_key).get_expire_at_browser_close()
+    assert 1790 < redis_client.ttl(redis_key(session)) <= 1800
+
+
+def test_set_expiry_none_returns_to_the_default(redis_client: redis.Redis) -> None:
+    session = SessionStore()
+    session.set_expiry(60)
+    session.save()
+    session.set_expiry(None)
+    session.save()
+    assert 1790 < redis_client.ttl(redis_key(session)) <= 1800
+
+
+def test_an_expiry_in_the_past_deletes_the_session_on_save() -> None:
+    session = stored({"a": 1})
+    session.set_expiry(timezone.now() - timedelta(seconds=1))
+    session.save()
+    assert not SessionStore().exists(session.session_key or "")
+
+
+def test_test_cookie_round_trip() -> None:
+    session = SessionStore()
+    session.set_test_cookie()
+    session.save()
+    loaded = SessionStore(session.session_key)
+    assert loaded.test_cookie_worked()
+    loaded.delete_test_cookie()
+    assert not loaded.test_cookie_worked()
+
+
+def test_clear_expired_and_clearsessions_leave_live_sessions() -> None:
+    session = stored({"a": 1})
+    SessionStore.clear_expired()
+    call_command("clearsessions")
+    assert SessionStore().exists(session.session_key or "")
+
+
+def test_a_key_collision_raises_create_error_and_overwrites_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken = stored({"owner": "first"}).session_key
+    monkeypatch.setattr(keys, "new_session_key", lambda: taken)
+    session = SessionStore()
+    session["owner"] = "second"
+    with pytest.raises(CreateError):
+        session.save()
+    assert SessionStore(taken)["owner"] == "first"
+
+
+def test_a_key_signed_with_a_fallback_secret_is_accepted_and_re_signed(
+    settings,
+) -> None:
+    old_key = stored({"a": 1}).session_key
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key"
+    session = SessionStore(old_key)
+    assert session["a"] == 1
+    assert session.session_key != old_key
+    assert session.session_key == keys.verify(session.session_key)
+
+
+def test_a_key_signed_with_a_retired_secret_is_dropped(
+    settings,
+) -> None:
+    old_key = stored({"a": 1}).session_key
+    settings.SECRET_KEY = "a-new-secret-key"
+    assert SessionStore(old_key).session_key is None
+
+
+class TestIncr:
+    def test_counts_from_zero_on_a_new_session(self) -> None:
+        session = SessionStore()
+        assert session.incr("visits") == 1
+        assert session.incr("visits", 5) == 6
+        session.save()
+        assert SessionStore(session.session_key)["visits"] == 6
+
+    def test_adds_to_what_redis_holds(self) -> None:
+        session = stored({"visits": 1})
+        first, second = loaded(session.session_key), loaded(session.session_key)
+        assert first.incr("visits") == 2
+        assert second.incr("visits") == 3
+        assert SessionStore(session.session_key)["visits"] == 3
+
+    def test_value_is_visible_to_the_rest_of_the_request(self) -> None:
+        session = stored({"visits": 1})
+        loaded = SessionStore(session.session_key)
+        loaded.incr("visits")
+        assert loaded["visits"] == 2
+
+    def test_refuses_a_value_that_is_not_an_integer(self) -> None:
+        session = stored({"name": "ada"})
+        with pytest.raises(TypeError, match="not an integer"):
+            SessionStore(session.session_key).incr("name")
+
+    def test_refuses_a_value_another_request_made_not_an_integer(self) -> None:
+        session = stored({"visits": 1})
+        current = loaded(session.session_key)
+        other = SessionStore(session.session_key)
+        other["visits"] = "many"
+        other.save()
+        with pytest.raises(TypeError, match="not an integer"):
+            current.incr("visits")
+
+    def test_on_a_deleted_session_raises_update_error(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 1})
+        current = loaded(session.session_key)
+        SessionStore(session.session_key).delete()
+        with pytest.raises(UpdateError):
+            current.incr("visits")
+        assert redis_client.exists(redis_key(session)) == 0
+
+    def test_after_deleting_the_key_locally_starts_from_zero(self) -> None:
+        session = stored({"visits": 5})
+        loaded = SessionStore(session.session_key)
+        del loaded["visits"]
+        assert loaded.incr("visits") == 1
+        loaded.save()
+        assert SessionStore(session.session_key)["visits"] == 1
+
+    def test_refreshes_the_ttl(self, redis_client: redis.Redis) -> None:
+        session = stored({"visits": 1})
+        redis_client.expire(redis_key(session), 10)
+        SessionStore(session.session_key).incr("visits")
+        assert redis_client.ttl(redis_key(session)) > 1790
+
+
+class TestLoadAndDelete:
+    def test_deletes_the_session(self, redis_client: redis.Redis) -> None:
+        session = stored({"a": 1})
+        SessionStore(session.session_key).load_and_delete()
+        assert redis_client.exists(redis_key(session)) == 0
+
+    def test_keeps_the_data_readable(self) -> None:
+        session = stored({"a": 1})
+        loaded = SessionStore(session.session_key)
+        loaded.load_and_delete()
+        assert loaded["a"] == 1
+
+
+class TestCorruptedData:
+    def test_a_key_of_the_wrong_type_loads_as_an_empty_session(
+        self, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        session_key = keys.new_session_key()
+        redis_client.set(keys.redis_key("session", session_key), "not a hash")
+        with caplog.at_level(logging.WARNING, "django.security.SuspiciousSession"):
+            session = SessionStore(session_key)
+            assert dict(session.items()) == {}
+        assert session.session_key is None
+        assert caplog.messages == ["Session data corrupted"]
+
+    def test_a_field_that_is_not_json_loads_as_an_empty_session(
+        self, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        session = stored({"a": 1})
+        redis_client.hset(redis_key(session), "d:a", b"\xff{not json")
+        with caplog.at_level(logging.WARNING, "django.security.SuspiciousSession"):
+            loaded = SessionStore(session.session_key)
+            assert dict(loaded.items()) == {}
+        assert caplog.messages == ["Session data corrupted"]
+
+    def test_a_corrupted_session_is_replaced_by_a_new_one_on_save(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session_key = keys.new_session_key()
+        redis_client.set(keys.redis_key("session", session_key), "not a hash")
+        session = SessionStore(session_key)
+        session["a"] = 1
+        session.save()
+        assert session.session_key != session_key
+        assert SessionStore(session.session_key)["a"] == 1
