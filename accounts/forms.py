@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator
 
 GENERIC_LOGIN_ERROR = "Invalid username or password."
 # Longer passwords are refused before any hashing work is spent on them.
@@ -22,3 +25,13 @@ class LoginForm(AuthenticationForm):
         "invalid_login": GENERIC_LOGIN_ERROR,
         "inactive": GENERIC_LOGIN_ERROR,
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # AuthenticationForm sets max_length after the field is built, so no
+        # validator enforces it; without one an oversized username reaches
+        # the database.
+        username = self.fields["username"]
+        assert isinstance(username, forms.CharField)
+        if username.max_length is not None:
+            username.validators.append(MaxLengthValidator(username.max_length))

@@ -120,7 +120,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis, configured once: sessions use this django-redis entry. Short
 # timeouts and no retries, so that a Redis that is down or hung costs a
-# request well under two seconds instead of hanging it.
+# request well under two seconds instead of hanging it. A blocking pool
+# caps each process's connections and lets a thread wait briefly for a free
+# one, where redis-py's default pool fails at once past 100 connections.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES: dict[str, dict[str, Any]] = {
     "default": {
@@ -129,6 +131,11 @@ CACHES: dict[str, dict[str, Any]] = {
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": env_float("REDIS_CONNECT_TIMEOUT", 0.5),
             "SOCKET_TIMEOUT": env_float("REDIS_TIMEOUT", 0.5),
+            "CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool",
+            "CONNECTION_POOL_KWARGS": {
+                "max_connections": env_int("REDIS_MAX_CONNECTIONS", 50),
+                "timeout": env_float("REDIS_POOL_TIMEOUT", 0.5),
+            },
         },
     }
 }

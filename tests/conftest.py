@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import redis
 import redis.asyncio
 from django.conf import settings
@@ -18,11 +19,16 @@ from .redis_process import RedisProcess
 PASSWORD = "correct horse battery staple"
 
 
-def caches_for(url: str) -> dict[str, Any]:
+def caches_for(url: str, *, max_connections: int | None = None) -> dict[str, Any]:
     """Return the site's CACHES setting pointed at another Redis URL."""
-    caches = {alias: dict(config) for alias, config in settings.CACHES.items()}
-    caches["default"]["LOCATION"] = url
-    return caches
+    default = settings.CACHES["default"]
+    options = dict(default["OPTIONS"])
+    if max_connections is not None:
+        options["CONNECTION_POOL_KWARGS"] = {
+            **options["CONNECTION_POOL_KWARGS"],
+            "max_connections": max_connections,
+        }
+    return {"default": {**default, "LOCATION": url, "OPTIONS": options}}
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +49,13 @@ def _sessions_in_test_redis(redis_server: RedisProcess) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _flush_redis(redis_server: RedisProcess) -> None:
     redis_server.client().flushall()
+
+
+@pytest_asyncio.fixture
+async def close_async_redis() -> AsyncIterator[None]:
+    """Close the async connections that the test's event loop opened."""
+    yield
+    await connection.close_async_connections()
 
 
 @pytest.fixture

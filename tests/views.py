@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseServerError,
+    JsonResponse,
+)
 
 
 def set_key(request: HttpRequest, name: str) -> HttpResponse:
@@ -17,6 +22,12 @@ def set_key(request: HttpRequest, name: str) -> HttpResponse:
 def read_session(request: HttpRequest) -> JsonResponse:
     """Answer with the session's data; never write it."""
     return JsonResponse(dict(request.session.items()))
+
+
+def fail_after_write(request: HttpRequest) -> HttpResponse:
+    """Change the session, then answer 500."""
+    request.session["failed"] = True
+    return HttpResponseServerError("failed")
 
 
 def paused_write(request: HttpRequest) -> HttpResponse:

@@ -84,7 +84,7 @@ def get_connection() -> Connection:
 
 
 def async_client_kwargs(alias: str) -> tuple[str, dict[str, Any]]:
-    """Return the URL and client arguments of a django-redis CACHES entry."""
+    """Return the URL and connection pool arguments of a django-redis CACHES entry."""
     config = settings.CACHES[alias]
     location = config["LOCATION"]
     if isinstance(location, str):
@@ -98,9 +98,20 @@ def async_client_kwargs(alias: str) -> tuple[str, dict[str, Any]]:
         if options.get(option):
             kwargs[kwarg] = options[option]
     pool_kwargs = options.get("CONNECTION_POOL_KWARGS", {})
-    if "max_connections" in pool_kwargs:
-        kwargs["max_connections"] = pool_kwargs["max_connections"]
+    for kwarg in ("max_connections", "timeout"):
+        if kwarg in pool_kwargs:
+            kwargs[kwarg] = pool_kwargs[kwarg]
     return location[0].strip(), kwargs
+
+
+def _async_pool_class(
+    config: dict[str, Any],
+) -> type[redis.asyncio.ConnectionPool]:
+    """Return the asyncio twin of the sync client's connection pool class."""
+    sync_class = config.get("OPTIONS", {}).get("CONNECTION_POOL_CLASS", "")
+    if sync_class.endswith("BlockingConnectionPool"):
+        return redis.asyncio.BlockingConnectionPool
+    return redis.asyncio.ConnectionPool
 
 
 def get_async_connection() -> AsyncConnection:
@@ -112,7 +123,9 @@ def get_async_connection() -> AsyncConnection:
     except KeyError:
         pass
     url, kwargs = async_client_kwargs(alias)
-    client = redis.asyncio.Redis.from_url(url, **kwargs)
+    pool_class = _async_pool_class(settings.CACHES[alias])
+    # from_pool: the client owns the pool, so closing it closes the connections.
+    client = redis.asyncio.Redis.from_pool(pool_class.from_url(url, **kwargs))
     connection = AsyncConnection(
         client=client,
         save=client.register_script(SAVE_LUA),
@@ -121,6 +134,13 @@ def get_async_connection() -> AsyncConnection:
     )
     per_alias[alias] = connection
     return connection
+
+
+async def close_async_connections() -> None:
+    """Close the connections opened on the running event loop."""
+    per_alias = _async_connections.pop(asyncio.get_running_loop(), {})
+    for connection in per_alias.values():
+        await connection.client.aclose()
 
 
 @receiver(setting_changed)

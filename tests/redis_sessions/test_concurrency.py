@@ -1,0 +1,102 @@
+"""Concurrent requests on one session, in real threads through Django's handler."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from sessionsite.redis_sessions.engine import SessionStore
+from tests.conftest import caches_for
+
+COOKIE = "sessionid"
+THREADS = 200
+
+
+@pytest.fixture(autouse=True)
+def _a_connection_per_thread(settings, redis_server) -> None:
+    # A process that runs 200 threads sizes its pool for them; with fewer
+    # connections, how long a thread waits for one depends on scheduling.
+    # django-redis keeps one pool per URL for the life of the process, so
+    # the bigger pool needs a URL of its own: database 1 of the same server.
+    url = redis_server.url.removesuffix("/0") + "/1"
+    settings.CACHES = caches_for(url, max_connections=THREADS)
+
+
+def in_parallel(count: int, request: Callable[[int], int]) -> list[int]:
+    """Run request(i) for i in range(count) in as many threads, started together."""
+    start = threading.Barrier(count)
+    statuses = [0] * count
+
+    def run(i: int) -> None:
+        start.wait()
+        statuses[i] = request(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def client_for(cookie: str) -> Client:
+    client = Client()
+    client.cookies[COOKIE] = cookie
+    return client
+
+
+def paused_write(cookie: str, loaded: Path, release: Path, statuses: list[int]) -> None:
+    query = {"loaded": loaded, "release": release}
+    statuses.append(client_for(cookie).get("/test/paused-write/", query).status_code)
+
+
+def test_200_concurrent_increments_count_200(client):
+    client.get("/test/set/started/")
+    cookie = client.cookies[COOKIE].value
+
+    statuses = in_parallel(
+        THREADS, lambda i: client_for(cookie).get("/visits/").status_code
+    )
+
+    assert statuses == [HTTPStatus.OK] * 200
+    assert SessionStore(cookie)["visits"] == 200
+
+
+def test_200_concurrent_requests_keep_each_ones_key(client):
+    client.get("/test/set/started/")
+    cookie = client.cookies[COOKIE].value
+
+    statuses = in_parallel(
+        THREADS, lambda i: client_for(cookie).get(f"/test/set/key{i}/").status_code
+    )
+
+    assert statuses == [HTTPStatus.OK] * 200
+    assert set(SessionStore(cookie).keys()) == {"started"} | {
+        f"key{i}" for i in range(200)
+    }
+
+
+def test_100_logouts_during_an_in_flight_save_all_stay_logged_out(tmp_path: Path):
+    for race in range(100):
+        visitor = Client()
+        visitor.get("/test/set/started/")
+        cookie = visitor.cookies[COOKIE].value
+        loaded, release = tmp_path / f"loaded{race}", tmp_path / f"release{race}"
+        in_flight: list[int] = []
+        writer = threading.Thread(
+            target=paused_write, args=(cookie, loaded, release, in_flight)
+        )
+        writer.start()
+        while not loaded.exists():
+            writer.join(0.001)
+        assert visitor.post("/logout/").status_code == HTTPStatus.FOUND
+        release.touch()
+        writer.join()
+
+        assert in_flight == [HTTPStatus.BAD_REQUEST]
+        assert not SessionStore().exists(cookie)

@@ -1,0 +1,87 @@
+"""Concurrent requests on one session through a real gunicorn with 4 workers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+
+from sessionsite.redis_sessions.engine import SessionStore
+from tests.http_client import Browser
+from tests.redis_process import RedisProcess
+from tests.site_process import (
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    Gunicorn,
+    prepare_database,
+    site_environment,
+)
+
+pytestmark = pytest.mark.gunicorn
+
+REQUESTS = 200
+
+
+@pytest.fixture(scope="module")
+def gunicorn(
+    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
+    directory = tmp_path_factory.mktemp("gunicorn")
+    environment = site_environment(redis_server.url, directory / "db.sqlite3")
+    prepare_database(environment)
+    server = Gunicorn(environment, directory / "gunicorn.log", workers=4, threads=4)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def browser(gunicorn: Gunicorn) -> Browser:
+    browser = Browser(gunicorn.port)
+    assert browser.log_in(DEMO_USERNAME, DEMO_PASSWORD).status == HTTPStatus.FOUND
+    return browser
+
+
+def in_parallel(paths: list[str], browser: Browser) -> list[int]:
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        return [response.status for response in pool.map(browser.get, paths)]
+
+
+def test_200_concurrent_visits_count_200(browser):
+    statuses = in_parallel(["/visits/"] * REQUESTS, browser)
+    assert statuses == [HTTPStatus.OK] * REQUESTS
+    visits = browser.get("/visits/", headers={"Accept": "application/json"}).json()
+    assert visits == {"visits": REQUESTS + 1, "username": DEMO_USERNAME}
+
+
+def test_200_concurrent_requests_keep_each_ones_key(browser):
+    statuses = in_parallel([f"/test/set/key{i}/" for i in range(REQUESTS)], browser)
+    assert statuses == [HTTPStatus.OK] * REQUESTS
+    session = browser.get("/test/read/").json()
+    assert {f"key{i}" for i in range(REQUESTS)} <= set(session)
+    assert session["_auth_user_id"]
+
+
+def test_100_logouts_during_an_in_flight_save_all_stay_logged_out(
+    gunicorn, tmp_path: Path
+):
+    for race in range(100):
+        browser = Browser(gunicorn.port)
+        browser.get("/test/set/started/")
+        cookie = browser.cookies["sessionid"]
+        loaded, release = tmp_path / f"loaded{race}", tmp_path / f"release{race}"
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            in_flight = pool.submit(
+                browser.get, f"/test/paused-write/?loaded={loaded}&release={release}"
+            )
+            deadline = time.monotonic() + 10
+            while not loaded.exists() and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert browser.post("/logout/").status == HTTPStatus.FOUND
+            release.touch()
+            assert in_flight.result().status == HTTPStatus.BAD_REQUEST
+        assert not SessionStore().exists(cookie)

@@ -1,0 +1,82 @@
+"""Round trips to Redis per kind of request: exact counts, not timings."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def log_in(client: Client) -> None:
+    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == 302
+
+
+def test_a_page_that_never_touches_the_session_sends_nothing(client, round_trips):
+    client.get("/login/")
+    assert round_trips == []
+
+
+def test_login_from_no_session_is_one_round_trip(client, user, round_trips):
+    log_in(client)
+    assert round_trips == ["EVALSHA"]
+
+
+def test_login_from_an_anonymous_session_with_data_is_two(client, user, round_trips):
+    client.get("/visits/")
+    round_trips.clear()
+    log_in(client)
+    assert round_trips == ["HGETALL", "EVALSHA"]
+
+
+def test_logging_in_again_as_the_same_user_is_two(client, user, round_trips):
+    log_in(client)
+    round_trips.clear()
+    log_in(client)
+    assert round_trips == ["HGETALL", "EVALSHA"]
+
+
+def test_a_read_only_page_is_one_round_trip(client, user, round_trips):
+    log_in(client)
+    round_trips.clear()
+    client.get("/")
+    assert round_trips == ["HGETALL"]
+
+
+def test_the_dashboard_reads_then_counts_in_two(client, user, round_trips):
+    log_in(client)
+    round_trips.clear()
+    client.get("/dashboard/")
+    assert round_trips == ["HGETALL", "EVALSHA"]
+
+
+def test_a_page_that_reads_then_changes_the_session_is_two(client, round_trips):
+    client.get("/test/set/first/")
+    round_trips.clear()
+    client.get("/test/set/second/")
+    assert round_trips == ["HGETALL", "EVALSHA"]
+
+
+def test_a_first_visit_creates_the_session_in_one(client, round_trips):
+    client.get("/visits/")
+    assert round_trips == ["EVALSHA"]
+
+
+def test_logout_is_one_round_trip(client, user, round_trips):
+    log_in(client)
+    round_trips.clear()
+    client.post("/logout/")
+    assert round_trips == ["EVALSHA"]
+
+
+def test_rolling_expiry_refreshes_an_unchanged_session_with_one_expire(
+    client, round_trips, settings
+):
+    settings.SESSION_SAVE_EVERY_REQUEST = True
+    client.get("/test/set/first/")
+    round_trips.clear()
+    client.get("/test/read/")
+    assert round_trips == ["HGETALL", "EXPIRE"]

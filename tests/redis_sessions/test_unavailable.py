@@ -1,0 +1,110 @@
+"""A Redis that is down or hung is an error, never "no session"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from sessionsite.redis_sessions import connection
+from sessionsite.redis_sessions.engine import SessionStore
+from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
+from tests.conftest import caches_for
+from tests.redis_process import RedisProcess
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture
+def doomed(tmp_path: Path, settings) -> Iterator[RedisProcess]:
+    """A server of the test's own, which the test may stop or freeze."""
+    server = RedisProcess(tmp_path / "doomed")
+    server.start()
+    settings.CACHES = caches_for(server.url)
+    yield server
+    server.kill()
+
+
+def stored_key() -> str:
+    session = SessionStore()
+    session["visits"] = 1
+    session.save()
+    assert session.session_key is not None
+    return session.session_key
+
+
+OPERATIONS: dict[str, Callable[[str], object]] = {
+    "load": lambda key: SessionStore(key).load(),
+    "save": lambda key: SessionStore(key).save(),
+    "create": lambda key: SessionStore().create(),
+    "exists": lambda key: SessionStore().exists(key),
+    "delete": lambda key: SessionStore(key).delete(),
+    "incr": lambda key: SessionStore(key).incr("visits"),
+    "load_and_delete": lambda key: SessionStore(key).load_and_delete(),
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_stopped_redis_raises_the_engines_own_error(doomed, operation):
+    key = stored_key()
+    doomed.stop()
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        OPERATIONS[operation](key)
+    assert isinstance(raised.value.__cause__, redis.ConnectionError)
+
+
+def test_a_stopped_redis_never_reads_as_an_empty_session(doomed):
+    key = stored_key()
+    doomed.stop()
+    session = SessionStore(key)
+    with pytest.raises(SessionStoreUnavailable):
+        session.get("visits")
+    assert session.session_key == key
+
+
+def test_a_hung_redis_raises_once_the_socket_timeout_passes(doomed):
+    key = stored_key()
+    doomed.freeze()
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        SessionStore(key).load()
+    assert isinstance(raised.value.__cause__, redis.TimeoutError)
+
+
+def test_the_sync_client_has_short_timeouts_and_no_retries():
+    pool = connection.get_connection().client.connection_pool
+    made = pool.make_connection()
+    assert made.socket_timeout == 0.5
+    assert made.socket_connect_timeout == 0.5
+    assert made.retry.get_retries() == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_async_redis")
+async def test_the_async_client_has_short_timeouts_and_no_retries():
+    pool = connection.get_async_connection().client.connection_pool
+    made = pool.make_connection()
+    assert made.socket_timeout == 0.5
+    assert made.socket_connect_timeout == 0.5
+    assert made.retry.get_retries() == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_async_redis")
+async def test_async_load_from_a_stopped_redis_raises_the_engines_own_error(doomed):
+    key = stored_key()
+    doomed.stop()
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        await SessionStore(key).aload()
+    assert isinstance(raised.value.__cause__, redis.ConnectionError)
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_async_redis")
+async def test_async_load_from_a_hung_redis_raises_after_the_timeout(doomed):
+    key = stored_key()
+    doomed.freeze()
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        await SessionStore(key).aload()
+    assert isinstance(raised.value.__cause__, redis.TimeoutError)
