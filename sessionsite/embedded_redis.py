@@ -14,6 +14,8 @@ from __future__ import annotations
 import atexit
 import fcntl
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import IO
@@ -66,6 +68,9 @@ def _start(lock: IO[str], url_file: Path) -> str:
         lock.close()
 
     atexit.register(stop)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # SIGTERM would end the process without running atexit handlers.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     return url
 
 

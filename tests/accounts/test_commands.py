@@ -26,3 +26,11 @@ def test_ensure_demo_user_without_credentials_says_what_to_set(settings):
     settings.DEMO_USERNAME, settings.DEMO_PASSWORD = "", ""
     with pytest.raises(CommandError, match="DEMO_USERNAME and DEMO_PASSWORD"):
         call_command("ensure_demo_user")
+
+
+def test_ensure_demo_user_keeps_a_correct_password_and_its_sessions(settings):
+    settings.DEMO_USERNAME, settings.DEMO_PASSWORD = "admin", "secret"
+    call_command("ensure_demo_user")
+    before = get_user_model().objects.get(username="admin").password
+    call_command("ensure_demo_user")
+    assert get_user_model().objects.get(username="admin").password == before

@@ -20,11 +20,17 @@ class Command(BaseCommand):
         user_model = get_user_model()
         lookup = {user_model.USERNAME_FIELD: username}
         user = user_model._default_manager.filter(**lookup).first()
-        created = user is None
         if user is None:
             user = user_model(**lookup)
+            verb = "Created"
+        elif user.check_password(password) and user.is_active:
+            # Hashing it again would change the session auth hash and log out
+            # everyone signed in as the demo user.
+            self.stdout.write(f"Demo user {username!r} is ready.")
+            return
+        else:
+            verb = "Updated"
         user.set_password(password)
         user.is_active = True
         user.save()
-        verb = "Created" if created else "Updated"
         self.stdout.write(self.style.SUCCESS(f"{verb} demo user {username!r}."))
