@@ -70,6 +70,12 @@ class Browser:
                         self.cookies.pop(name, None)
         return response
 
+    def at(self, port: int) -> Browser:
+        """Return the same visitor (same cookie jar) talking to another server."""
+        other = Browser(port, timeout=self.timeout)
+        other.cookies, other._lock = self.cookies, self._lock
+        return other
+
     def get(self, path: str, **kwargs: Any) -> Response:
         return self.request("GET", path, **kwargs)
 

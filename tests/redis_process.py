@@ -31,10 +31,13 @@ def free_port() -> int:
 class RedisProcess:
     """One server on a loopback port, its data in a directory of its own."""
 
-    def __init__(self, data_dir: Path, *, appendonly: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, *, appendonly: bool = False, appendfsync: str = "always"
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,8 +56,9 @@ class RedisProcess:
             "--dir", str(self.data_dir),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            # Every write on disk before the reply: a kill loses nothing.
-            "--appendfsync", "always",
+            # "always": every write on disk before the reply, so that a kill
+            # loses nothing; "everysec" is what the compose file runs.
+            "--appendfsync", self.appendfsync,
         ]  # fmt: skip
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

@@ -10,6 +10,8 @@ from the same ``CACHES`` entry, one per event loop, because a
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,8 @@ from redis.commands.core import AsyncScript, Script
 from .exceptions import SessionStoreUnavailable
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+
+logger = logging.getLogger("sessionsite.redis_sessions")
 
 
 def _lua(name: str) -> str:
@@ -150,14 +154,47 @@ def _forget_connections(*, setting: str, **kwargs: Any) -> None:
         _async_connections.clear()
 
 
+class _Outage:
+    """Whether this process's last Redis call failed: log an outage once."""
+
+    def __init__(self) -> None:
+        self.ongoing = False
+        self._lock = threading.Lock()
+
+    def failed(self, exc: Exception) -> None:
+        with self._lock:
+            if self.ongoing:
+                return
+            self.ongoing = True
+        logger.error(
+            "Redis is unavailable, answering 503 for sessions: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+
+    def recovered(self) -> None:
+        if not self.ongoing:  # the common case, without taking the lock
+            return
+        with self._lock:
+            if not self.ongoing:
+                return
+            self.ongoing = False
+        logger.warning("Redis is available again.")
+
+
+outage = _Outage()
+
+
 @contextmanager
 def unavailable_on_error() -> Iterator[None]:
     """Raise SessionStoreUnavailable for any Redis error inside the block."""
     try:
         yield
     except redis.RedisError as exc:
+        outage.failed(exc)
         raise SessionStoreUnavailable(
             f"The session store did not answer: {exc.__class__.__name__}: {exc}. "
             "It is likely that Redis is down, unreachable, loading, read-only "
             "or out of memory."
         ) from exc
+    outage.recovered()

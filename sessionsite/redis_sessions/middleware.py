@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
@@ -14,13 +13,12 @@ from django.contrib.sessions.middleware import (
     SessionMiddleware as DjangoSessionMiddleware,
 )
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import resolve_url
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.http import http_date
 
 from .exceptions import SessionStoreUnavailable
-
-logger = logging.getLogger("sessionsite.redis_sessions")
 
 RETRY_AFTER_SECONDS = 5
 INTERRUPTED = (
@@ -150,17 +148,26 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
 def session_store_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
     """Answer 503, leaving the session cookie as it is."""
-    logger.error("Session store unavailable: %s", exc)
-    context: dict[str, Any] = {"retry_after": RETRY_AFTER_SECONDS}
+    signing_in = request.method == "POST" and request.path == resolve_url(
+        settings.LOGIN_URL
+    )
     response: HttpResponse
     if request.get_preferred_type(["text/html", "application/json"]) == (
         "application/json"
     ):
         response = JsonResponse({"error": "session_store_unavailable"}, status=503)
     else:
+        context = {
+            "retry_after": RETRY_AFTER_SECONDS,
+            "signing_in": signing_in,
+            "signed_in": settings.SESSION_COOKIE_NAME in request.COOKIES,
+        }
         html = render_to_string("redis_sessions/unavailable.html", context)
         response = HttpResponse(html, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     add_never_cache_headers(response)
     patch_vary_headers(response, ("Cookie",))
+    # The outage is logged once when it starts (connection.outage), not
+    # once per request by django.request.
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
