@@ -17,6 +17,7 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	@export DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; \
 	$(BIN)/python manage.py migrate --no-input && \
+	$(BIN)/python manage.py collectstatic --no-input -v0 && \
 	$(BIN)/python manage.py ensure_demo_user && \
 	echo "==> Open http://127.0.0.1:8000/ and log in as $${DEMO_USERNAME:-admin} / $${DEMO_PASSWORD:-secret}" && \
 	exec $(BIN)/python manage.py runserver 127.0.0.1:8000

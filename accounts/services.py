@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import login, logout
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
@@ -23,6 +25,32 @@ class SessionFacts:
     signed_in_at: datetime | None
     expires_at: datetime
     redis_key: str | None
+
+
+# An absolute path on this site: one leading slash, then no backslash, no
+# control character or space, and no slash or backslash in disguise (%2F, %5C).
+_LOCAL_PATH = re.compile(r"/(?![/\\])(?:(?!%2[fF]|%5[cC])[^\\\x00-\x20\x7f])*")
+
+
+def is_local_path(url: str) -> bool:
+    """Return True if url is a plain absolute path on this site."""
+    return _LOCAL_PATH.fullmatch(url) is not None
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """
+    Return the client's IP address.
+
+    Behind the TLS proxy that DJANGO_BEHIND_TLS_PROXY declares, that is the
+    last address in X-Forwarded-For: the one the proxy itself appended.
+    Anywhere else X-Forwarded-For is the client's word and is ignored.
+    """
+    if settings.BEHIND_TLS_PROXY:
+        forwarded: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if last := forwarded.rsplit(",", 1)[-1].strip():
+            return last
+    remote_addr: str | None = request.META.get("REMOTE_ADDR")
+    return remote_addr
 
 
 def log_in(*, request: HttpRequest, user: User) -> None:

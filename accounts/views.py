@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils.cache import patch_vary_headers
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from . import services
 from .forms import LoginForm
+
+LOGGED_OUT = "logged_out"
 
 
 @require_GET
@@ -26,6 +33,17 @@ class SignInView(LoginView):
         services.log_in(request=self.request, user=form.get_user())
         return HttpResponseRedirect(self.get_success_url())
 
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if LOGGED_OUT in request.GET:
+            messages.info(request, "You have been logged out.")
+        return super().get(request, *args, **kwargs)
+
+    def get_redirect_url(self, request: HttpRequest | None = None) -> str:
+        # Django's check (same host, allowed scheme) and then ours: nothing
+        # but a plain absolute path on this site.
+        url = super().get_redirect_url(request)
+        return url if services.is_local_path(url) else ""
+
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
         context = super().get_context_data(**kwargs)
         if settings.DEBUG and settings.DEMO_USERNAME:
@@ -34,6 +52,7 @@ class SignInView(LoginView):
         return context
 
 
+@never_cache
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -44,6 +63,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache
 @require_GET
 def visits(request: HttpRequest) -> HttpResponse:
     count = services.count_visit(session=request.session)
@@ -63,8 +83,27 @@ def visits(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@never_cache
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
     services.log_out(request=request)
-    messages.info(request, "You have been logged out.")
-    return redirect("login")
+    # Clear-Site-Data also clears the cookie that messages travel in, so the
+    # login page learns from its URL that it should say so.
+    response = HttpResponseRedirect(f"{reverse('login')}?{LOGGED_OUT}=1")
+    response["Clear-Site-Data"] = '"cookies"'
+    return response
+
+
+def locked_out(
+    request: HttpRequest,
+    response: HttpResponse | None = None,
+    credentials: dict[str, object] | None = None,
+) -> HttpResponse:
+    """Answer a locked-out login: 429, when to try again, nothing about the password."""
+    cool_off = settings.AXES_COOLOFF_TIME
+    retry_after = int(cool_off.total_seconds())
+    context = {"minutes": retry_after // 60, "until": timezone.now() + cool_off}
+    locked = render(request, "accounts/locked_out.html", context, status=429)
+    locked["Retry-After"] = str(retry_after)
+    add_never_cache_headers(locked)
+    return locked

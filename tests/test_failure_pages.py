@@ -8,13 +8,14 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.conftest import PASSWORD, caches_for
 from tests.redis_process import RedisProcess
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db]
 
-COOKIE = "sessionid"
+COOKIE = settings.SESSION_COOKIE_NAME
 
 
 @pytest.fixture

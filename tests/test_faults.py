@@ -16,6 +16,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from sessionsite.redis_sessions import keys
 from tests.http_client import Browser, Response
@@ -31,6 +32,7 @@ from tests.site_process import (
 pytestmark = [pytest.mark.faults, pytest.mark.gunicorn]
 
 JSON = {"Accept": "application/json"}
+COOKIE = settings.SESSION_COOKIE_NAME
 OUTAGE_BOUND = 2.0
 
 
@@ -84,19 +86,19 @@ def test_redis_killed_answers_503_then_200_once_it_is_back(
     start_site, redis_server_for_site
 ):
     browser = signed_in(start_site())
-    cookie = browser.cookies["sessionid"]
+    cookie = browser.cookies[COOKIE]
     redis_server_for_site.kill()
 
     during = [browser.get("/dashboard/") for _ in range(5)]
     assert [r.status for r in during] == [HTTPStatus.SERVICE_UNAVAILABLE] * 5
     assert all(r.headers["Retry-After"] == "5" for r in during)
-    assert browser.cookies["sessionid"] == cookie
+    assert browser.cookies[COOKIE] == cookie
 
     redis_server_for_site.start()
     after = wait_for_200(browser, "/dashboard/", within=5)
     assert after.status == HTTPStatus.OK
     assert f"Welcome {DEMO_USERNAME}!" in after.text
-    assert browser.cookies["sessionid"] == cookie
+    assert browser.cookies[COOKIE] == cookie
 
 
 def test_redis_frozen_answers_503_within_the_bound(start_site, redis_server_for_site):
@@ -127,7 +129,7 @@ def test_an_outage_is_logged_once_and_its_end_once(start_site, redis_server_for_
 def test_under_load_every_counted_visit_is_kept(start_site, redis_server_for_site):
     site = start_site(workers=2, threads=8)
     clients = [signed_in(site, timeout=10) for _ in range(20)]
-    cookies = [client.cookies["sessionid"] for client in clients]
+    cookies = [client.cookies[COOKIE] for client in clients]
     stop = threading.Event()
 
     def visit(client: Browser) -> list[int]:
@@ -152,11 +154,14 @@ def test_under_load_every_counted_visit_is_kept(start_site, redis_server_for_sit
         assert HTTPStatus.SERVICE_UNAVAILABLE in seen
         final = wait_for_200(client, "/visits/", within=5, headers=JSON)
         assert final.status == HTTPStatus.OK
-        assert client.cookies["sessionid"] == cookie
-        assert final.json() == {
-            "visits": seen.count(HTTPStatus.OK) + 1,
-            "username": DEMO_USERNAME,
-        }
+        assert client.cookies[COOKIE] == cookie
+        assert final.json()["username"] == DEMO_USERNAME
+        # Every visit answered 200 is counted (and the final one). Redis
+        # fsyncs an increment before it replies, so the one request this
+        # client had in flight at the kill may be counted although its reply
+        # was lost and it answered 503; no other can be.
+        counted_without_a_200 = final.json()["visits"] - (seen.count(HTTPStatus.OK) + 1)
+        assert counted_without_a_200 in {0, 1}
 
 
 def test_a_redis_restart_with_aof_everysec_loses_no_session(start_site, tmp_path):
@@ -203,7 +208,7 @@ def test_corrupted_data_gives_a_fresh_session_and_a_log_line(
 ):
     site = start_site()
     browser = signed_in(site)
-    cookie = browser.cookies["sessionid"]
+    cookie = browser.cookies[COOKIE]
     redis_key = keys.redis_key("session", cookie)
     redis_server_for_site.client().delete(redis_key)
     redis_server_for_site.client().set(redis_key, "not a hash")
@@ -212,5 +217,5 @@ def test_corrupted_data_gives_a_fresh_session_and_a_log_line(
 
     assert response.status == HTTPStatus.OK
     assert response.json() == {"visits": 1, "username": None}
-    assert browser.cookies["sessionid"] != cookie
+    assert browser.cookies[COOKIE] != cookie
     assert "Session data corrupted" in site.log.read_text()

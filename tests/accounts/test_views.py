@@ -6,6 +6,7 @@ from http import HTTPStatus
 
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -14,7 +15,7 @@ from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-COOKIE = "sessionid"
+COOKIE = settings.SESSION_COOKIE_NAME
 JSON = {"accept": "application/json"}
 
 
@@ -177,7 +178,7 @@ class TestLogout:
     def test_redirects_to_login_with_a_message(self, client, user):
         log_in(client)
         response = client.post("/logout/", follow=True)
-        assert response.redirect_chain == [("/login/", HTTPStatus.FOUND)]
+        assert response.redirect_chain == [("/login/?logged_out=1", HTTPStatus.FOUND)]
         assert "You have been logged out." in response.content.decode()
 
     def test_asks_for_login_again_afterwards(self, client, user):

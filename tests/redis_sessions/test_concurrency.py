@@ -8,12 +8,13 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.conftest import caches_for
 
-COOKIE = "sessionid"
+COOKIE = settings.SESSION_COOKIE_NAME
 THREADS = 200
 
 
@@ -81,6 +82,7 @@ def test_200_concurrent_requests_keep_each_ones_key(client):
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_100_logouts_during_an_in_flight_save_all_stay_logged_out(tmp_path: Path):
     for race in range(100):
         visitor = Client()

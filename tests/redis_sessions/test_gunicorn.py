@@ -9,6 +9,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.http_client import Browser
@@ -24,6 +25,7 @@ from tests.site_process import (
 pytestmark = pytest.mark.gunicorn
 
 REQUESTS = 200
+COOKIE = settings.SESSION_COOKIE_NAME
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def test_100_logouts_during_an_in_flight_save_all_stay_logged_out(
     for race in range(100):
         browser = Browser(gunicorn.port)
         browser.get("/test/set/started/")
-        cookie = browser.cookies["sessionid"]
+        cookie = browser.cookies[COOKIE]
         loaded, release = tmp_path / f"loaded{race}", tmp_path / f"release{race}"
         with ThreadPoolExecutor(max_workers=1) as pool:
             in_flight = pool.submit(

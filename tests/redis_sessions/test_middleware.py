@@ -12,7 +12,7 @@ from sessionsite.redis_sessions import keys
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.conftest import PASSWORD
 
-COOKIE = "sessionid"
+COOKIE = settings.SESSION_COOKIE_NAME
 
 
 def stored_key() -> str:
@@ -102,6 +102,7 @@ def test_a_5xx_response_does_not_save_the_session(client):
     assert client.get("/test/read/").json() == {"a": True}
 
 
+@pytest.mark.django_db
 def test_a_session_emptied_by_flush_loses_its_cookie(client):
     client.get("/test/set/a/")
     response = client.post("/logout/")

@@ -1,0 +1,49 @@
+"""Log every authentication event with the username and the client's IP."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from axes.signals import user_locked_out
+from django.contrib.auth.signals import (
+    user_logged_in,
+    user_logged_out,
+    user_login_failed,
+)
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from .services import client_ip
+
+logger = logging.getLogger("accounts.auth")
+
+
+@receiver(user_logged_in)
+def log_login(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    logger.info(
+        "login succeeded: user=%r ip=%s", user.get_username(), client_ip(request)
+    )
+
+
+@receiver(user_login_failed)
+def log_failed_login(
+    *, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # Django has already masked the password in credentials; only the
+    # username is logged.
+    ip = client_ip(request) if request is not None else None
+    logger.warning("login failed: user=%r ip=%s", credentials.get("username"), ip)
+
+
+@receiver(user_locked_out)
+def log_lockout(
+    *, request: HttpRequest, username: str | None, ip_address: str | None, **kwargs: Any
+) -> None:
+    logger.warning("login locked out: user=%r ip=%s", username, ip_address)
+
+
+@receiver(user_logged_out)
+def log_logout(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    username = user.get_username() if user is not None else None
+    logger.info("logout: user=%r ip=%s", username, client_ip(request))
