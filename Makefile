@@ -4,7 +4,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test
+.PHONY: run test bench bench-micro
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,14 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Side by side with the other session engines, loaded by wrk (Debian's
+# package; installed here when missing and make runs as root).
+bench: $(VENV)/.installed
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "bench needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.run
+
+bench-micro: $(VENV)/.installed
+	$(BIN)/python -m bench.micro

@@ -2,7 +2,7 @@
 A session engine that keeps each session in a Redis hash.
 
 Set ``SESSION_ENGINE = "sessionsite.redis_sessions.engine"``. A session lives
-at ``<SESSION_REDIS_KEY_PREFIX>:<SHA-256 of its ID>`` as a hash:
+at ``<SESSION_REDIS_KEY_PREFIX>:<SHA-256 of its ID, base64url>`` as a hash:
 
 - ``d:<name>`` holds the JSON of ``request.session[name]``;
 - ``m:created`` holds the Unix time it was created, so that a session with

@@ -3,12 +3,13 @@
 A session key, as the cookie carries it and ``SessionStore.session_key``
 returns it, is ``<id>:<signature>``: 32 random characters from
 ``[a-z0-9]`` (165 bits) and an HMAC-SHA256 of them under ``SECRET_KEY``.
-Redis never sees the ID itself, only its SHA-256, so key names in
+Redis never sees the ID itself, only its SHA-256 (in base64url), so key names in
 ``MONITOR``, ``SCAN``, a dump or a replica do not reveal a live cookie.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import TypeIs
@@ -65,5 +66,6 @@ def verify(value: object) -> str | None:
 
 def redis_key(prefix: str, session_key: str) -> str:
     """Return the Redis key of a (verified) session key."""
-    session_id = session_key[:ID_LENGTH]
-    return f"{prefix}:{hashlib.sha256(session_id.encode()).hexdigest()}"
+    digest = hashlib.sha256(session_key[:ID_LENGTH].encode()).digest()
+    # base64url: the whole digest in 43 characters, where hex takes 64.
+    return f"{prefix}:{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -241,9 +242,8 @@ def test_no_redis_key_or_value_contains_the_session_id(
     assert session.session_key is not None
     session_id = session.session_key[: keys.ID_LENGTH].encode()
     names = list(redis_client.scan_iter())
-    assert names == [
-        f"session:{hashlib.sha256(session_id).hexdigest()}".encode(),
-    ]
+    digest = base64.urlsafe_b64encode(hashlib.sha256(session_id).digest())
+    assert names == [b"session:" + digest.rstrip(b"=")]
     assert all(session_id not in value for value in redis_client.hvals(names[0]))
 
 

@@ -1,0 +1,94 @@
+"""
+Measure one engine in-process: exact round trips and bytes sent to Redis per
+request kind, and Redis memory per session. Prints one JSON object.
+
+Run by bench.run with BENCH_ENGINE, REDIS_URL and DATABASE_URL set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+django.setup()
+
+import redis  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.test import Client  # noqa: E402
+
+SESSIONS_FOR_MEMORY = 200
+
+
+class Meter:
+    """Count the commands and bytes every redis-py client sends."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.bytes = 0
+        execute = redis.Redis.execute_command
+        send = redis.connection.AbstractConnection.send_packed_command
+
+        def counting_execute(client: Any, *args: Any, **options: Any) -> Any:
+            self.commands += 1
+            return execute(client, *args, **options)
+
+        def counting_send(
+            connection: Any, command: Any, *args: Any, **kwargs: Any
+        ) -> Any:
+            chunks = [command] if isinstance(command, (bytes, str)) else command
+            self.bytes += sum(len(chunk) for chunk in chunks)
+            return send(connection, command, *args, **kwargs)
+
+        redis.Redis.execute_command = counting_execute  # type: ignore[method-assign]
+        redis.connection.AbstractConnection.send_packed_command = counting_send  # type: ignore[method-assign]
+
+    def measure(self, request: Any) -> dict[str, int]:
+        self.commands = self.bytes = 0
+        request()
+        return {"round_trips": self.commands, "bytes": self.bytes}
+
+
+def memory_per_session(store: redis.Redis) -> int:
+    """Return the mean MEMORY USAGE of the keys that logged-in sessions make."""
+    store.flushdb()
+    for _ in range(SESSIONS_FOR_MEMORY):
+        visitor = Client()
+        visitor.post("/login/")
+        visitor.get("/change/")
+    keys = list(store.scan_iter(count=1000))
+    usage = sum(store.memory_usage(key) or 0 for key in keys)
+    return usage // len(keys) if keys else 0
+
+
+def main() -> None:
+    meter = Meter()
+    client = Client()
+    kinds = {
+        "login": lambda: client.post("/login/"),
+        "read_and_change": lambda: client.get("/change/"),
+        "read_only": lambda: client.get("/read/"),
+        "logout": lambda: client.post("/logout/"),
+    }
+    for request in kinds.values():  # warm up: connections, scripts loaded
+        request()
+    result: dict[str, Any] = {
+        name: meter.measure(request) for name, request in kinds.items()
+    }
+
+    store = redis.Redis.from_url(os.environ["REDIS_URL"])
+    for limit in ("64", "128"):
+        # 64 is Redis's default; 128 is what the README recommends, so that
+        # a 64-character value (Django's _auth_user_hash, as JSON) keeps a
+        # session's hash in the compact listpack encoding.
+        store.config_set("hash-max-listpack-value", limit)
+        result[f"memory_per_session_{limit}"] = memory_per_session(store)
+    result["engine"] = settings.BENCH_ENGINE
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

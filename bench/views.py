@@ -1,0 +1,46 @@
+"""
+The benchmark's workload: the same four views for every engine.
+
+The login skips password hashing (identical for every engine, and far
+slower than any session store); it logs in the one benchmark user.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model, login
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.services import count_visit, log_out
+
+USERNAME = "bench"
+
+
+@csrf_exempt
+@require_POST
+def log_in(request: HttpRequest) -> HttpResponse:
+    user = get_user_model().objects.get(username=USERNAME)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse("in")
+
+
+@require_GET
+def read_and_change(request: HttpRequest) -> HttpResponse:
+    """Read the session (who is logged in), then count a visit in it."""
+    if not request.user.is_authenticated:
+        return HttpResponse("anonymous", status=403)
+    return HttpResponse(str(count_visit(session=request.session)))
+
+
+@require_GET
+def read_only(request: HttpRequest) -> HttpResponse:
+    """Read the session and change nothing."""
+    return HttpResponse(str(request.session.get("_auth_user_id")))
+
+
+@csrf_exempt
+@require_POST
+def log_out_view(request: HttpRequest) -> HttpResponse:
+    log_out(request=request)
+    return HttpResponse("out")
