@@ -8,8 +8,10 @@ import pytest
 import pytest_asyncio
 import redis
 import redis.asyncio
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import override_settings
 
 from sessionsite.redis_sessions import connection
@@ -56,6 +58,14 @@ async def close_async_redis() -> AsyncIterator[None]:
     """Close the async connections that the test's event loop opened."""
     yield
     await connection.close_async_connections()
+
+
+@pytest_asyncio.fixture
+async def close_async_db() -> AsyncIterator[None]:
+    """Close the database connection of asgiref's thread for sync code."""
+    yield
+    # thread_sensitive: the same thread that ran the views' ORM calls.
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

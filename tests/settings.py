@@ -20,11 +20,12 @@ PASSWORD_HASHERS = [
 # closes a connection to an in-memory database, so the test database is a
 # file.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
-DATABASES["default"]["TEST"] = {  # noqa: F405
-    "NAME": os.path.join(
-        tempfile.gettempdir(), f"sessionsite-test-{os.getpid()}.sqlite3"
-    )
-}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(
+            tempfile.gettempdir(), f"sessionsite-test-{os.getpid()}.sqlite3"
+        )
+    }
 
 # The tests speak plain HTTP to Django's test client and to gunicorn; every
 # other production setting stays as it is.

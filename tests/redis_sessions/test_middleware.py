@@ -116,7 +116,7 @@ def test_the_cookie_expiry_follows_the_session(client):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("close_async_redis")
+@pytest.mark.usefixtures("close_async_redis", "close_async_db")
 async def test_the_async_path_logs_in_counts_and_logs_out(user):
     client = AsyncClient()
     response = await client.post("/login/", {"username": "ada", "password": PASSWORD})
@@ -134,7 +134,7 @@ async def test_the_async_path_logs_in_counts_and_logs_out(user):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("close_async_redis")
+@pytest.mark.usefixtures("close_async_redis", "close_async_db")
 async def test_the_async_path_saves_with_the_async_client(user, round_trips):
     client = AsyncClient()
     await client.get("/test/set/a/")
