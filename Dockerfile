@@ -21,7 +21,6 @@ COPY manage.py gunicorn.conf.py docker-entrypoint.sh ./
 COPY sessionsite ./sessionsite
 COPY accounts ./accounts
 COPY templates ./templates
-COPY static ./static
 # Hashed, compressed static files for whitenoise. The key exists only for
 # this command; REDIS_URL keeps manage.py from starting an embedded Redis.
 RUN DJANGO_SECRET_KEY=collectstatic-only REDIS_URL=redis://unused \

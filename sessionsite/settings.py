@@ -202,7 +202,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # whitenoise serves the collected files, compressed and with hashed names.
 STORAGES = {

@@ -12,7 +12,7 @@ from sessionsite.redis_sessions import connection
 from sessionsite.redis_sessions.engine import SessionStore
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 from tests.conftest import caches_for
-from tests.redis_process import RedisProcess
+from tests.redis_process import RedisProcess, free_port
 
 pytestmark = pytest.mark.faults
 
@@ -62,6 +62,28 @@ def test_a_stopped_redis_never_reads_as_an_empty_session(doomed):
     with pytest.raises(SessionStoreUnavailable):
         session.get("visits")
     assert session.session_key == key
+
+
+def test_a_redis_out_of_memory_raises_the_engines_own_error(doomed):
+    key = stored_key()
+    doomed.client().config_set("maxmemory-policy", "noeviction")
+    doomed.client().config_set("maxmemory", 1)
+    session = SessionStore(key)
+    session["more"] = "data"
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        session.save()
+    assert isinstance(raised.value.__cause__, redis.exceptions.OutOfMemoryError)
+
+
+def test_a_read_only_redis_raises_the_engines_own_error(doomed):
+    key = stored_key()
+    # A replica of a server that is not there: it answers reads, refuses writes.
+    doomed.client().replicaof("127.0.0.1", free_port())
+    session = SessionStore(key)
+    session["more"] = "data"
+    with pytest.raises(SessionStoreUnavailable) as raised:
+        session.save()
+    assert isinstance(raised.value.__cause__, redis.ReadOnlyError)
 
 
 def test_a_hung_redis_raises_once_the_socket_timeout_passes(doomed):
