@@ -86,7 +86,7 @@ def round_trips(
     trip. The scripts are loaded first, as they are after a process's first
     use, so that EVALSHA is not followed by a NOSCRIPT fallback.
     """
-    for lua in (connection.SAVE_LUA, connection.INCR_LUA, connection.DELETE_LUA):
+    for lua in connection.SCRIPTS:
         redis_client.script_load(lua)
     sent: list[str] = []
     sync_execute = redis.Redis.execute_command

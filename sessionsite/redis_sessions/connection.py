@@ -38,9 +38,13 @@ def _lua(name: str) -> str:
     return (LUA_DIR / f"{name}.lua").read_text()
 
 
-SAVE_LUA = _lua("save")
-INCR_LUA = _lua("incr")
-DELETE_LUA = _lua("delete")
+# The scripts that change sessions start with the per-user index helpers.
+SAVE_LUA = _lua("index") + _lua("save")
+INCR_LUA = _lua("index") + _lua("incr")
+DELETE_LUA = _lua("index") + _lua("delete")
+SESSIONS_OF_LUA = _lua("sessions_of")
+END_SESSIONS_LUA = _lua("index") + _lua("end_sessions")
+SCRIPTS = (SAVE_LUA, INCR_LUA, DELETE_LUA, SESSIONS_OF_LUA, END_SESSIONS_LUA)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Connection:
     save: Script
     incr: Script
     delete: Script
+    sessions_of: Script
+    end_sessions: Script
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ def get_connection() -> Connection:
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
         delete=client.register_script(DELETE_LUA),
+        sessions_of=client.register_script(SESSIONS_OF_LUA),
+        end_sessions=client.register_script(END_SESSIONS_LUA),
     )
     _connections[alias] = connection
     return connection

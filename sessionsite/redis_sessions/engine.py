@@ -40,12 +40,15 @@ CREATED_FIELD = "m:created"
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
+# The engine's clock, for the index's expiry scores; tests replace it.
+clock = time.time
+
 
 @dataclass(frozen=True)
 class _Write:
     """One save, planned: the Redis call to make and what Redis holds after it."""
 
-    mode: Literal["create", "update", "rotate", "touch"]
+    mode: Literal["create", "update", "rotate"]
     keys: list[str]
     ttl: int
     args: list[str | int | bytes]
@@ -120,6 +123,13 @@ class SessionStore(SessionBase):
 
     async def _aget_new_session_key(self) -> str:
         return keys.new_session_key()
+
+    @property
+    def key_hash(self) -> str | None:
+        """Return the session's name in Redis (a hash of its ID), or None."""
+        if self.session_key is None:
+            return None
+        return keys.key_hash(self.session_key)
 
     def _redis_key(self, session_key: str | None = None) -> str:
         key = session_key or self.session_key
@@ -209,12 +219,8 @@ class SessionStore(SessionBase):
         write = self._plan_save(self._get_session(no_load=must_create), must_create)
         if write is None:
             return
-        connection = get_connection()
         with unavailable_on_error():
-            if write.mode == "touch":
-                result = 1 if connection.client.expire(write.keys[0], write.ttl) else 0
-            else:
-                result = connection.save(keys=write.keys, args=write.args)
+            result = get_connection().save(keys=write.keys, args=write.args)
         self._finish_save(write, result)
 
     async def asave(self, must_create: bool = False) -> None:
@@ -224,13 +230,8 @@ class SessionStore(SessionBase):
         write = self._plan_save(data, must_create)
         if write is None:
             return
-        connection = get_async_connection()
         with unavailable_on_error():
-            if write.mode == "touch":
-                expired = await connection.client.expire(write.keys[0], write.ttl)
-                result = 1 if expired else 0
-            else:
-                result = await connection.save(keys=write.keys, args=write.args)
+            result = await get_async_connection().save(keys=write.keys, args=write.args)
         self._finish_save(write, result)
 
     def _plan_save(self, data: dict[str, Any], must_create: bool) -> _Write | None:
@@ -251,17 +252,20 @@ class SessionStore(SessionBase):
             mode, redis_keys, stored = "update", [self._redis_key()], self._stored
         changed = {n: v for n, v in encoded.items() if stored.get(n) != v}
         deleted = [n for n in stored if n not in encoded]
-        if mode == "update" and not changed and not deleted:
-            if self._ttl_fresh:
-                return None
-            return _Write("touch", redis_keys, ttl, [], encoded)
+        if mode == "update" and not changed and not deleted and self._ttl_fresh:
+            return None
+        now = int(clock())
         pairs: list[str | int | bytes] = []
         if mode == "create":
-            pairs += [CREATED_FIELD, int(time.time())]
+            pairs += [CREATED_FIELD, now]
         for name, value in changed.items():
             pairs += [DATA_FIELD_PREFIX + name, value]
-        args: list[str | int | bytes] = [mode, ttl, len(pairs) // 2, *pairs]
+        args: list[str | int | bytes] = [
+            mode, ttl, now, self.key_prefix, len(pairs) // 2, *pairs
+        ]  # fmt: skip
         args += [DATA_FIELD_PREFIX + name for name in deleted]
+        if mode != "rotate":
+            redis_keys.append(redis_keys[0])
         return _Write(mode, redis_keys, ttl, args, encoded)
 
     def _finish_save(self, write: _Write, result: int) -> None:
@@ -311,7 +315,7 @@ class SessionStore(SessionBase):
         if local is not None:
             return local
         connection = get_connection()
-        args: list[str | int] = [DATA_FIELD_PREFIX + key, amount, self.get_expiry_age()]
+        args = self._incr_args(key, amount)
         with unavailable_on_error():
             try:
                 result = connection.incr(keys=[self._redis_key()], args=args)
@@ -327,7 +331,7 @@ class SessionStore(SessionBase):
         if local is not None:
             return local
         connection = get_async_connection()
-        args: list[str | int] = [DATA_FIELD_PREFIX + key, amount, self.get_expiry_age()]
+        args = self._incr_args(key, amount)
         with unavailable_on_error():
             try:
                 result = await connection.incr(keys=[self._redis_key()], args=args)
@@ -336,6 +340,10 @@ class SessionStore(SessionBase):
                     raise
                 raise TypeError(f"Session value {key!r} is not an integer.") from exc
         return self._finish_incr(session, key, result)
+
+    def _incr_args(self, key: str, amount: int) -> list[str | int]:
+        ttl, now = self.get_expiry_age(), int(clock())
+        return [DATA_FIELD_PREFIX + key, amount, ttl, now, self.key_prefix]
 
     def _incr_locally(
         self, session: dict[str, Any], key: str, amount: int
@@ -369,13 +377,18 @@ class SessionStore(SessionBase):
         redis_keys = self._keys_to_delete(session_key)
         if redis_keys:
             with unavailable_on_error():
-                get_connection().delete(keys=redis_keys)
+                get_connection().delete(keys=redis_keys, args=self._delete_args())
 
     async def adelete(self, session_key: str | None = None) -> None:
         redis_keys = self._keys_to_delete(session_key)
         if redis_keys:
             with unavailable_on_error():
-                await get_async_connection().delete(keys=redis_keys)
+                await get_async_connection().delete(
+                    keys=redis_keys, args=self._delete_args()
+                )
+
+    def _delete_args(self) -> list[str | int]:
+        return [int(clock()), self.key_prefix]
 
     def _keys_to_delete(self, session_key: str | None) -> list[str]:
         if session_key is not None:
@@ -405,7 +418,7 @@ class SessionStore(SessionBase):
             return
         redis_keys = self._keys_to_delete(None)
         with unavailable_on_error():
-            flat = get_connection().delete(keys=redis_keys)
+            flat = get_connection().delete(keys=redis_keys, args=self._delete_args())
         self._session_cache = self._apply_loaded(_pairs(flat))
         self.accessed = True
 
@@ -415,7 +428,9 @@ class SessionStore(SessionBase):
             return
         redis_keys = self._keys_to_delete(None)
         with unavailable_on_error():
-            flat = await get_async_connection().delete(keys=redis_keys)
+            flat = await get_async_connection().delete(
+                keys=redis_keys, args=self._delete_args()
+            )
         self._session_cache = self._apply_loaded(_pairs(flat))
         self.accessed = True
 

@@ -64,8 +64,13 @@ def verify(value: object) -> str | None:
     return value if constant_time_compare(current, value) else current
 
 
-def redis_key(prefix: str, session_key: str) -> str:
-    """Return the Redis key of a (verified) session key."""
+def key_hash(session_key: str) -> str:
+    """Return the SHA-256 of a (verified) session key's ID, in base64url."""
     digest = hashlib.sha256(session_key[:ID_LENGTH].encode()).digest()
     # base64url: the whole digest in 43 characters, where hex takes 64.
-    return f"{prefix}:{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def redis_key(prefix: str, session_key: str) -> str:
+    """Return the Redis key of a (verified) session key."""
+    return f"{prefix}:{key_hash(session_key)}"

@@ -304,6 +304,19 @@ def test_an_expiry_in_the_past_deletes_the_session_on_save() -> None:
     assert not SessionStore().exists(session.session_key or "")
 
 
+def test_refreshing_an_unchanged_session_writes_no_field(
+    redis_client: redis.Redis,
+) -> None:
+    session = stored({"a": 1})
+    redis_client.expire(redis_key(session), 10)
+    before = redis_client.hgetall(redis_key(session))
+    loaded_again = loaded(session.session_key)
+    loaded_again.modified = True
+    loaded_again.save()
+    assert redis_client.ttl(redis_key(session)) > 1790
+    assert redis_client.hgetall(redis_key(session)) == before
+
+
 def test_test_cookie_round_trip() -> None:
     session = SessionStore()
     session.set_test_cookie()

@@ -1,0 +1,192 @@
+"""Each user's sessions: the index the engine keeps, and ending sessions."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from sessionsite.redis_sessions import engine, keys, users
+from sessionsite.redis_sessions.engine import SessionStore
+
+
+def signed_in(user_id: str, **data: object) -> SessionStore:
+    session = SessionStore()
+    session.update({"_auth_user_id": user_id, **data})
+    session.save()
+    return session
+
+
+def listed(user_id: str) -> set[str]:
+    return {entry.key_hash for entry in users.sessions_of(user_id)}
+
+
+def test_a_saved_session_of_a_user_is_listed_under_that_user():
+    first, second = signed_in("1"), signed_in("1")
+    signed_in("2")
+    assert listed("1") == {first.key_hash, second.key_hash}
+
+
+def test_an_anonymous_session_is_listed_under_nobody(redis_client: redis.Redis):
+    session = SessionStore()
+    session["visits"] = 1
+    session.save()
+    assert list(redis_client.scan_iter(match="session:user:*")) == []
+
+
+def test_logging_in_an_anonymous_session_lists_it():
+    session = SessionStore()
+    session["visits"] = 1
+    session.save()
+    session["_auth_user_id"] = "1"
+    session.cycle_key()
+    session.save()
+    assert listed("1") == {session.key_hash}
+
+
+def test_a_rotated_session_is_listed_under_its_new_name_only():
+    session = signed_in("1")
+    old = session.key_hash
+    session.cycle_key()
+    session.save()
+    assert listed("1") == {session.key_hash}
+    assert session.key_hash != old
+
+
+def test_a_deleted_session_leaves_the_index():
+    session = signed_in("1")
+    SessionStore(session.session_key).delete()
+    assert listed("1") == set()
+
+
+def test_a_logout_by_load_and_delete_leaves_the_index():
+    session = signed_in("1")
+    SessionStore(session.session_key).load_and_delete()
+    assert listed("1") == set()
+
+
+def test_removing_the_user_from_a_session_leaves_the_index():
+    session = signed_in("1")
+    loaded = SessionStore(session.session_key)
+    del loaded["_auth_user_id"]
+    loaded.save()
+    assert listed("1") == set()
+
+
+def test_the_listed_expiry_follows_the_ttl(monkeypatch):
+    monkeypatch.setattr(engine, "clock", lambda: 1_900_000_000)
+    session = signed_in("1")
+    session.set_expiry(600)
+    session.save()
+    (entry,) = users.sessions_of("1")
+    assert entry.expires_at.timestamp() == 1_900_000_000 + 600
+
+
+def test_an_increment_refreshes_the_listed_expiry(monkeypatch):
+    monkeypatch.setattr(engine, "clock", lambda: 1_900_000_000)
+    session = signed_in("1", visits=0)
+    monkeypatch.setattr(engine, "clock", lambda: 1_900_000_100)
+    SessionStore(session.session_key).incr("visits")
+    (entry,) = users.sessions_of("1")
+    assert entry.expires_at.timestamp() == 1_900_000_100 + 1800
+
+
+def test_listing_returns_the_fields_asked_for():
+    signed_in("1", _ip="203.0.113.7", _device="Firefox on Linux")
+    (entry,) = users.sessions_of("1", fields=["_ip", "_device", "_missing"])
+    assert entry.data == {"_ip": "203.0.113.7", "_device": "Firefox on Linux"}
+
+
+def test_a_member_whose_session_vanished_is_pruned_when_listed(
+    redis_client: redis.Redis,
+):
+    kept, gone = signed_in("1"), signed_in("1")
+    redis_client.delete(keys.redis_key("session", gone.session_key or ""))
+    assert listed("1") == {kept.key_hash}
+    assert redis_client.zcard("session:user:1") == 1
+
+
+def test_a_member_whose_expiry_passed_is_pruned_on_the_next_write(
+    redis_client: redis.Redis, monkeypatch
+):
+    monkeypatch.setattr(engine, "clock", lambda: 1_900_000_000)
+    old = signed_in("1")
+    monkeypatch.setattr(engine, "clock", lambda: 1_900_000_000 + 1801)
+    signed_in("1")
+    assert old.key_hash not in {
+        member.decode() for member in redis_client.zrange("session:user:1", 0, -1)
+    }
+
+
+def test_the_index_expires_with_its_last_session(redis_client: redis.Redis):
+    signed_in("1")
+    assert 1790 < redis_client.ttl("session:user:1") <= 1800
+
+
+def test_listing_is_one_round_trip_however_many_users_exist(round_trips):
+    for user in range(20):
+        signed_in(str(user))
+    round_trips.clear()
+    users.sessions_of("3")
+    assert round_trips == ["EVALSHA"]
+
+
+class TestEndingSessions:
+    def test_one_session_ends_and_the_others_stay(self):
+        first, second = signed_in("1"), signed_in("1")
+        assert users.end_sessions("1", only=[first.key_hash]) == 1
+        assert not SessionStore().exists(first.session_key or "")
+        assert listed("1") == {second.key_hash}
+
+    def test_all_but_the_kept_ones_end(self):
+        first, second, third = signed_in("1"), signed_in("1"), signed_in("1")
+        assert users.end_sessions("1", keep=[second.key_hash]) == 2
+        assert listed("1") == {second.key_hash}
+        assert not SessionStore().exists(third.session_key or "")
+        assert not SessionStore().exists(first.session_key or "")
+
+    def test_all_end(self):
+        signed_in("1"), signed_in("1")
+        assert users.end_sessions("1") == 2
+        assert listed("1") == set()
+
+    def test_a_session_of_another_user_is_never_ended(self):
+        mine, theirs = signed_in("1"), signed_in("2")
+        assert users.end_sessions("1", only=[theirs.key_hash]) == 0
+        assert SessionStore().exists(theirs.session_key or "")
+        assert listed("1") == {mine.key_hash}
+
+    def test_an_ended_session_is_marked_as_ended(self):
+        session, other = signed_in("1"), signed_in("1")
+        users.end_sessions("1", only=[session.key_hash])
+        assert users.was_ended(session.session_key or "")
+        assert not users.was_ended(other.session_key or "")
+
+    def test_ending_is_one_round_trip(self, round_trips):
+        signed_in("1"), signed_in("1")
+        round_trips.clear()
+        users.end_sessions("1")
+        assert round_trips == ["EVALSHA"]
+
+
+def test_user_of_names_the_user_of_a_session():
+    session = signed_in("42")
+    assert users.user_of(session.key_hash or "") == "42"
+
+
+def test_count_sessions_counts_session_hashes_only():
+    signed_in("1"), signed_in("1")
+    anonymous = SessionStore()
+    anonymous["visits"] = 1
+    anonymous.save()
+    users.end_sessions("1", only=[])
+    assert users.count_sessions() == 3
+
+
+@pytest.mark.django_db
+def test_the_site_keeps_its_round_trip_counts_with_the_index(client, round_trips, user):
+    from tests.conftest import PASSWORD
+
+    client.post("/login/", {"username": "ada", "password": PASSWORD})
+    client.get("/test/set/x/")
+    client.post("/logout/")
+    assert round_trips == ["EVALSHA", "HGETALL", "EVALSHA", "EVALSHA"]
