@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+import ua_parser
 from django.conf import settings
 from django.contrib.auth import login, logout
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
-from django.utils import timezone
 
-from sessionsite.redis_sessions import keys
+from sessionsite.redis_sessions import keys, users
 from sessionsite.redis_sessions.engine import SessionStore
 
 VISITS = "visits"
 SIGNED_IN_AT = "signed_in_at"
+LAST_ACTIVE = "last_active"
+IP = "ip"
+DEVICE = "device"
+SESSION_FIELDS = (SIGNED_IN_AT, LAST_ACTIVE, IP, DEVICE)
+# A User-Agent longer than this is cut before it is parsed.
+USER_AGENT_MAX_LENGTH = 512
+
+# The site's clock, for session lifetimes; tests replace it.
+clock = time.time
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,99 @@ def client_ip(request: HttpRequest) -> str | None:
     return remote_addr
 
 
+def describe_device(user_agent: str) -> str:
+    """Return a short description of a browser, such as "Firefox 128 on Linux"."""
+    parsed = ua_parser.parse(user_agent[:USER_AGENT_MAX_LENGTH])
+    browser = parsed.user_agent
+    system = parsed.os
+    if browser is None and system is None:
+        return "Unknown device"
+    name = f"{browser.family} {browser.major or ''}".strip() if browser else "A browser"
+    return f"{name} on {system.family}" if system else name
+
+
 def log_in(*, request: HttpRequest, user: User) -> None:
-    """Log the user in under a new session key and note when."""
+    """Log the user in under a new session key and note when, where and how."""
     # login() keeps the key when the same user logs in again; a new login
     # always gets a new key (OWASP ASVS 5.0, 7.2.4).
     request.session.cycle_key()
     login(request, user)
-    request.session[SIGNED_IN_AT] = timezone.now().isoformat()
+    now = clock()
+    request.session[SIGNED_IN_AT] = datetime.fromtimestamp(now, tz=UTC).isoformat()
+    request.session[LAST_ACTIVE] = int(now)
+    request.session[IP] = client_ip(request)
+    request.session[DEVICE] = describe_device(request.headers.get("User-Agent", ""))
+    if settings.SESSION_MAX_PER_USER and isinstance(request.session, SessionStore):
+        end_sessions_over_cap(user_id=user.pk, current=request.session.key_hash)
+
+
+def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
+    """End the user's oldest sessions so that, with this one, at most the cap remain."""
+    others = [
+        s
+        for s in users.sessions_of(user_id, fields=[SIGNED_IN_AT])
+        if s.key_hash != current
+    ]
+    excess = len(others) - (settings.SESSION_MAX_PER_USER - 1)
+    if excess <= 0:
+        return 0
+    oldest = sorted(others, key=lambda s: s.data.get(SIGNED_IN_AT, ""))[:excess]
+    return users.end_sessions(user_id, only=[s.key_hash for s in oldest])
+
+
+def lifetime_is_over(*, session: SessionBase) -> bool:
+    """Return True if the session signed in longer ago than the absolute lifetime."""
+    signed_in_at = session.get(SIGNED_IN_AT)
+    if signed_in_at is None:
+        return False
+    started = datetime.fromisoformat(signed_in_at).timestamp()
+    return clock() - started > settings.SESSION_ABSOLUTE_LIFETIME
+
+
+def note_activity(*, session: SessionBase) -> None:
+    """Note activity, at most once a minute; the write refreshes the idle TTL."""
+    now = int(clock())
+    if now - int(session.get(LAST_ACTIVE, 0)) >= settings.SESSION_ACTIVITY_INTERVAL:
+        session[LAST_ACTIVE] = now
+
+
+@dataclass(frozen=True)
+class DeviceSession:
+    key_hash: str
+    device: str
+    ip: str | None
+    signed_in_at: datetime | None
+    last_active: datetime | None
+    current: bool
+
+
+def list_sessions(*, user_id: object, session: SessionBase) -> list[DeviceSession]:
+    """Return the user's sessions, most recently active first, this one marked."""
+    current = session.key_hash if isinstance(session, SessionStore) else None
+    listed = [
+        DeviceSession(
+            key_hash=s.key_hash,
+            device=s.data.get(DEVICE, "Unknown device"),
+            ip=s.data.get(IP),
+            signed_in_at=(
+                datetime.fromisoformat(s.data[SIGNED_IN_AT])
+                if SIGNED_IN_AT in s.data
+                else None
+            ),
+            last_active=(
+                datetime.fromtimestamp(s.data[LAST_ACTIVE], tz=UTC)
+                if LAST_ACTIVE in s.data
+                else None
+            ),
+            current=s.key_hash == current,
+        )
+        for s in users.sessions_of(user_id, fields=SESSION_FIELDS)
+    ]
+    return sorted(
+        listed,
+        key=lambda s: s.last_active or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
 
 
 def log_out(*, request: HttpRequest) -> None:

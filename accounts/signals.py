@@ -1,4 +1,4 @@
-"""Log every authentication event with the username and the client's IP."""
+"""Log every authentication event; end the sessions of users who leave."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import logging
 from typing import Any
 
 from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import (
     user_logged_in,
     user_logged_out,
     user_login_failed,
 )
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+
+from sessionsite.redis_sessions import users
 
 from .services import client_ip
 
@@ -47,3 +51,15 @@ def log_lockout(
 def log_logout(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     username = user.get_username() if user is not None else None
     logger.info("logout: user=%r ip=%s", username, client_ip(request))
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def end_sessions_of_inactive_user(*, instance: Any, **kwargs: Any) -> None:
+    """End every session of a user who is deactivated, at once."""
+    if not instance.is_active:
+        users.end_sessions(instance.pk)
+
+
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL)
+def end_sessions_of_deleted_user(*, instance: Any, **kwargs: Any) -> None:
+    users.end_sessions(instance.pk)

@@ -5,14 +5,18 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.views import LoginView, PasswordChangeView
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.template.defaultfilters import pluralize
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+
+from sessionsite.redis_sessions import users
 
 from . import services
 from .forms import LoginForm
@@ -57,10 +61,58 @@ class SignInView(LoginView):
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     visits = services.count_visit(session=request.session)
-    facts = services.session_facts(session=request.session)
-    return render(
-        request, "accounts/dashboard.html", {"visits": visits, "facts": facts}
-    )
+    context = {
+        "visits": visits,
+        "facts": services.session_facts(session=request.session),
+        "sessions": services.list_sessions(
+            user_id=request.user.pk, session=request.session
+        ),
+    }
+    return render(request, "accounts/dashboard.html", context)
+
+
+@never_cache
+@login_required
+@require_POST
+def end_session(request: HttpRequest, key_hash: str) -> HttpResponse:
+    """Sign out one of the user's other sessions."""
+    if key_hash == getattr(request.session, "key_hash", None):
+        messages.error(request, "To end this session, log out.")
+    elif users.end_sessions(request.user.pk, only=[key_hash]):
+        messages.info(request, "That session was signed out.")
+    else:
+        messages.error(
+            request, "That session was not found; it may have ended already."
+        )
+    return redirect("dashboard")
+
+
+@never_cache
+@login_required
+@require_POST
+def end_other_sessions(request: HttpRequest) -> HttpResponse:
+    """Sign out every session of the user but this one."""
+    current = getattr(request.session, "key_hash", None)
+    ended = users.end_sessions(request.user.pk, keep=[current] if current else [])
+    messages.info(request, f"Signed out {ended} other session{pluralize(ended)}.")
+    return redirect("dashboard")
+
+
+class ChangePasswordView(PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("dashboard")
+
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        # Every other session ends now, not at its next request; this one
+        # goes on under a new key (update_session_auth_hash in super()).
+        current = getattr(self.request.session, "key_hash", None)
+        users.end_sessions(self.request.user.pk, keep=[current] if current else [])
+        response = super().form_valid(form)
+        messages.info(
+            self.request,
+            "Your password was changed; your other sessions were signed out.",
+        )
+        return response
 
 
 @never_cache

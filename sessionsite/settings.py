@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout into the 429 page.
     "axes.middleware.AxesMiddleware",
@@ -151,6 +152,12 @@ SESSION_ENGINE = "sessionsite.redis_sessions.engine"
 SESSION_CACHE_ALIAS = "default"
 SESSION_REDIS_KEY_PREFIX = os.environ.get("SESSION_REDIS_KEY_PREFIX", "session")
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 30 * 60)
+# A session ends this long after sign-in, however active (seconds).
+SESSION_ABSOLUTE_LIFETIME = env_int("SESSION_ABSOLUTE_LIFETIME", 12 * 3600)
+# "Last active" (and with it the idle TTL) is written at most this often.
+SESSION_ACTIVITY_INTERVAL = 60
+# At most this many sessions per user, the oldest ending first; 0: no cap.
+SESSION_MAX_PER_USER = env_int("SESSION_MAX_PER_USER", 0)
 
 # Messages travel in a signed cookie, so that showing one never needs Redis.
 MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"

@@ -39,13 +39,22 @@ class RedisProcess:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
+        self._client: redis.Redis | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        """Return the test's own client of this server (one, closed with it)."""
+        if self._client is None:
+            self._client = redis.Redis(port=self.port, socket_timeout=5)
+        return self._client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +86,7 @@ class RedisProcess:
 
     def stop(self) -> None:
         """Shut down cleanly (SIGTERM), as a restart does."""
+        self._close_client()
         if self.process is not None:
             self.resume()
             self.process.terminate()
@@ -85,6 +95,7 @@ class RedisProcess:
 
     def kill(self) -> None:
         """Kill with SIGKILL, as a crash does."""
+        self._close_client()
         if self.process is not None:
             self.resume()
             self.process.kill()

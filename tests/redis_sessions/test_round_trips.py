@@ -46,10 +46,19 @@ def test_a_read_only_page_is_one_round_trip(client, user, round_trips):
     assert round_trips == ["HGETALL"]
 
 
-def test_the_dashboard_reads_then_counts_in_two(client, user, round_trips):
+def test_the_dashboard_reads_counts_and_lists_the_users_sessions_in_three(
+    client, user, round_trips
+):
     log_in(client)
     round_trips.clear()
     client.get("/dashboard/")
+    assert round_trips == ["HGETALL", "EVALSHA", "EVALSHA"]
+
+
+def test_a_logged_in_visit_reads_then_counts_in_two(client, user, round_trips):
+    log_in(client)
+    round_trips.clear()
+    client.get("/visits/")
     assert round_trips == ["HGETALL", "EVALSHA"]
 
 

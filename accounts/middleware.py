@@ -1,0 +1,81 @@
+"""Session lifetimes: absolute expiry, activity, and saying why a session ended."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+
+from sessionsite.redis_sessions import keys, users
+from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
+from sessionsite.redis_sessions.middleware import session_store_unavailable
+
+from . import services
+
+ENDED_ELSEWHERE = "Your session was ended from another device."
+EXPIRED = "Your session expired. Please sign in again."
+# Paths that must answer as they are, whatever became of the session.
+PASSING = ("/healthz", "/readyz", "/static/", "/login/", "/logout/")
+
+
+class SessionLifetimeMiddleware:
+    """
+    End sessions past their absolute lifetime, note activity, and explain.
+
+    A request whose signed cookie names a session that is gone lands on the
+    login page saying why: ended from another device (the engine left a
+    mark), or expired (on its way to a page that needs a login).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(PASSING):
+            return self.get_response(request)
+        try:
+            ended = self._session_gone(request)
+            early = self._before_view(request, ended)
+        except SessionStoreUnavailable as exc:
+            # Raised here, outside any view, it would never reach the session
+            # middleware's process_exception: Django would answer 500.
+            return session_store_unavailable(request, exc)
+        if early is not None:
+            return early
+        response = self.get_response(request)
+        if ended and _redirects_to_login(response):
+            messages.info(request, EXPIRED)
+        return response
+
+    @staticmethod
+    def _before_view(request: HttpRequest, ended: bool) -> HttpResponse | None:
+        if ended and users.was_ended(request.COOKIES[settings.SESSION_COOKIE_NAME]):
+            messages.info(request, ENDED_ELSEWHERE)
+            return redirect_to_login(request.get_full_path())
+        if request.user.is_authenticated:
+            if services.lifetime_is_over(session=request.session):
+                services.log_out(request=request)
+                messages.info(request, EXPIRED)
+                return redirect_to_login(request.get_full_path())
+            services.note_activity(session=request.session)
+        return None
+
+    @staticmethod
+    def _session_gone(request: HttpRequest) -> bool:
+        """Return True if the request's signed cookie names a session that is gone."""
+        cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if cookie is None or keys.verify(cookie) is None:
+            return False
+        request.session.keys()  # load it: the engine forgets a key that is gone
+        return request.session.session_key is None
+
+
+def _redirects_to_login(response: HttpResponse) -> bool:
+    location = response.get("Location", "")
+    return response.status_code == 302 and location.startswith(
+        resolve_url(settings.LOGIN_URL)
+    )

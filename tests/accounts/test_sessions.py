@@ -1,0 +1,253 @@
+"""Per-user sessions on the site: see every device, end them, timeouts."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from accounts import services
+from sessionsite.redis_sessions import keys
+from sessionsite.redis_sessions.engine import SessionStore
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+COOKIE = settings.SESSION_COOKIE_NAME
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+
+
+def device(user_agent: str = FIREFOX, ip: str = "203.0.113.7", username: str = "ada"):
+    client = Client(HTTP_USER_AGENT=user_agent, REMOTE_ADDR=ip)
+    response = client.post("/login/", {"username": username, "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    return client
+
+
+def key_hash(client: Client) -> str:
+    return keys.key_hash(client.cookies[COOKIE].value)
+
+
+def session_exists(client: Client) -> bool:
+    return SessionStore().exists(client.cookies[COOKIE].value)
+
+
+def follow_messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+class TestPanel:
+    def test_both_devices_are_listed_with_device_and_ip(self, user):
+        laptop, phone = device(), device(IPHONE, "198.51.100.9")
+        sessions = laptop.get("/dashboard/").context["sessions"]
+        assert {(s.device, s.ip) for s in sessions} == {
+            ("Firefox 128 on Linux", "203.0.113.7"),
+            ("Mobile Safari 17 on iOS", "198.51.100.9"),
+        }
+        assert [s.key_hash for s in sessions if s.current] == [key_hash(laptop)]
+        assert phone.get("/dashboard/").status_code == HTTPStatus.OK
+
+    def test_the_panel_shows_this_device_and_sign_out_buttons(self, user):
+        laptop, _phone = device(), device(IPHONE)
+        html = laptop.get("/dashboard/").content.decode()
+        assert "(this device)" in html
+        assert html.count(">Sign out</button>") == 1
+        assert "Sign out all other sessions" in html
+
+    def test_another_users_sessions_are_never_listed(self, user):
+        get_user_model().objects.create_user("bob", password=PASSWORD)
+        device(username="bob")
+        laptop = device()
+        assert len(laptop.get("/dashboard/").context["sessions"]) == 1
+
+
+class TestEnding:
+    def test_signing_out_another_device_ends_it_at_once(self, user):
+        laptop, phone = device(), device(IPHONE)
+        laptop.post(f"/sessions/{key_hash(phone)}/end/")
+        assert not session_exists(phone)
+        assert session_exists(laptop)
+
+    def test_the_ended_device_lands_on_login_saying_why(self, user):
+        laptop, phone = device(), device(IPHONE)
+        laptop.post(f"/sessions/{key_hash(phone)}/end/")
+        response = phone.get("/dashboard/", follow=True)
+        assert response.redirect_chain[-1][0].startswith("/login/")
+        assert follow_messages(response) == [
+            "Your session was ended from another device."
+        ]
+
+    def test_sign_out_all_others_keeps_only_this_session(self, user):
+        laptop, phone, tablet = device(), device(IPHONE), device(ip="192.0.2.1")
+        laptop.post("/sessions/end-others/")
+        assert (session_exists(phone), session_exists(tablet)) == (False, False)
+        assert session_exists(laptop)
+        assert len(laptop.get("/dashboard/").context["sessions"]) == 1
+
+    def test_a_forged_key_hash_of_another_user_ends_nothing(self, user):
+        get_user_model().objects.create_user("bob", password=PASSWORD)
+        bob = device(username="bob")
+        mallory = device()
+        response = mallory.post(f"/sessions/{key_hash(bob)}/end/", follow=True)
+        assert session_exists(bob)
+        assert follow_messages(response) == [
+            "That session was not found; it may have ended already."
+        ]
+
+    def test_ending_needs_a_post(self, user):
+        laptop, phone = device(), device(IPHONE)
+        response = laptop.get(f"/sessions/{key_hash(phone)}/end/")
+        assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+        assert session_exists(phone)
+
+
+class TestPasswordChange:
+    def change(self, client: Client):
+        return client.post(
+            "/password/",
+            {
+                "old_password": PASSWORD,
+                "new_password1": "a brand new passphrase 9",
+                "new_password2": "a brand new passphrase 9",
+            },
+        )
+
+    def test_other_sessions_are_deleted_from_redis_at_once(self, user, redis_client):
+        laptop, phone = device(), device(IPHONE)
+        phone_redis_key = keys.redis_key("session", phone.cookies[COOKIE].value)
+        assert self.change(laptop).status_code == HTTPStatus.FOUND
+        assert redis_client.exists(phone_redis_key) == 0
+
+    def test_this_session_goes_on_under_a_new_key(self, user):
+        laptop = device()
+        old = laptop.cookies[COOKIE].value
+        self.change(laptop)
+        assert laptop.cookies[COOKIE].value != old
+        assert laptop.get("/dashboard/").status_code == HTTPStatus.OK
+        assert not SessionStore().exists(old)
+
+    def test_the_page_is_linked_from_the_dashboard(self, user):
+        assert 'href="/password/"' in device().get("/dashboard/").content.decode()
+
+
+def test_deactivating_a_user_ends_their_sessions(user):
+    laptop, phone = device(), device(IPHONE)
+    user.is_active = False
+    user.save()
+    assert (session_exists(laptop), session_exists(phone)) == (False, False)
+
+
+class TestTimeouts:
+    def test_the_absolute_lifetime_ends_an_active_session(self, user, monkeypatch):
+        laptop = device()
+        later = services.clock() + settings.SESSION_ABSOLUTE_LIFETIME + 1
+        monkeypatch.setattr(services, "clock", lambda: later)
+        response = laptop.get("/dashboard/", follow=True)
+        assert response.redirect_chain[-1][0].startswith("/login/")
+        assert follow_messages(response) == [
+            "Your session expired. Please sign in again."
+        ]
+        assert not session_exists(laptop)
+
+    def test_activity_does_not_extend_the_absolute_lifetime(self, user, monkeypatch):
+        laptop = device()
+        start = services.clock()
+        for hour in range(1, 13):
+            monkeypatch.setattr(services, "clock", lambda h=hour: start + h * 3600 - 60)
+            assert laptop.get("/dashboard/").status_code == HTTPStatus.OK
+        monkeypatch.setattr(services, "clock", lambda: start + 12 * 3600 + 1)
+        assert laptop.get("/dashboard/").status_code == HTTPStatus.FOUND
+
+    def test_an_idle_session_that_redis_expired_lands_on_login_saying_so(
+        self, user, redis_client
+    ):
+        laptop = device()
+        redis_client.delete(keys.redis_key("session", laptop.cookies[COOKIE].value))
+        response = laptop.get("/dashboard/", follow=True)
+        assert follow_messages(response) == [
+            "Your session expired. Please sign in again."
+        ]
+
+    def test_activity_refreshes_the_idle_ttl_at_most_once_a_minute(
+        self, user, redis_client, monkeypatch
+    ):
+        laptop = device()
+        redis_key = keys.redis_key("session", laptop.cookies[COOKIE].value)
+        start = services.clock()
+        redis_client.expire(redis_key, 100)
+        monkeypatch.setattr(services, "clock", lambda: start + 30)
+        laptop.get("/")
+        assert redis_client.ttl(redis_key) <= 100
+        monkeypatch.setattr(services, "clock", lambda: start + 61)
+        laptop.get("/")
+        assert redis_client.ttl(redis_key) > 1790
+
+    def test_last_active_is_shown_as_it_was_noted(self, user, monkeypatch):
+        laptop = device()
+        start = services.clock()
+        monkeypatch.setattr(services, "clock", lambda: start + 120)
+        laptop.get("/")
+        (entry,) = laptop.get("/dashboard/").context["sessions"]
+        assert int(entry.last_active.timestamp()) == int(start + 120)
+
+
+def test_the_cap_ends_the_oldest_session(user, settings, monkeypatch):
+    settings.SESSION_MAX_PER_USER = 2
+    start = services.clock()
+    monkeypatch.setattr(services, "clock", lambda: start)
+    first = device()
+    monkeypatch.setattr(services, "clock", lambda: start + 1)
+    second = device(IPHONE)
+    monkeypatch.setattr(services, "clock", lambda: start + 2)
+    third = device(ip="192.0.2.1")
+    assert [session_exists(c) for c in (first, second, third)] == [False, True, True]
+
+
+class TestCommand:
+    def run(self, *args: str) -> str:
+        out = StringIO()
+        call_command("sessions", *args, stdout=out)
+        return out.getvalue()
+
+    def test_count_counts_every_session(self, user):
+        device(), device(IPHONE)
+        Client().get("/visits/")
+        assert self.run("count") == "3\n"
+
+    def test_list_shows_a_table_of_the_users_sessions(self, user):
+        laptop = device()
+        lines = self.run("list", "--user", "ada").splitlines()
+        assert lines[0].split()[:3] == ["KEY", "HASH", "DEVICE"]
+        assert lines[1].startswith(key_hash(laptop))
+        assert "Firefox 128 on Linux" in lines[1]
+        assert "203.0.113.7" in lines[1]
+
+    def test_revoke_a_user_except_one(self, user):
+        laptop, phone = device(), device(IPHONE)
+        out = self.run("revoke", "--user", "ada", "--except-key-hash", key_hash(laptop))
+        assert out == "Ended 1 session(s) of ada.\n"
+        assert (session_exists(laptop), session_exists(phone)) == (True, False)
+
+    def test_revoke_one_by_key_hash(self, user):
+        laptop = device()
+        assert self.run("revoke", "--key-hash", key_hash(laptop)) == (
+            f"Ended session {key_hash(laptop)}.\n"
+        )
+        assert not session_exists(laptop)
+
+    def test_an_unknown_user_is_an_error(self, user):
+        with pytest.raises(CommandError, match="No user named 'nobody'"):
+            self.run("list", "--user", "nobody")
+
+    def test_an_unknown_key_hash_is_an_error(self, user):
+        with pytest.raises(CommandError, match="No logged-in session"):
+            self.run("revoke", "--key-hash", "no-such-session")
