@@ -46,11 +46,9 @@ clock = time.time
 
 @dataclass(frozen=True)
 class _Write:
-    """One save, planned: the Redis call to make and what Redis holds after it."""
+    """One save, planned: the script's keys and arguments, and what Redis then holds."""
 
-    mode: Literal["create", "update", "rotate"]
     keys: list[str]
-    ttl: int
     args: list[str | int | bytes]
     stored: dict[str, bytes]
 
@@ -242,14 +240,15 @@ class SessionStore(SessionBase):
             encoded[name] = _encode(value)
         ttl = self.get_expiry_age()
         mode: Literal["create", "update", "rotate"]
+        key = self._redis_key()
+        # KEYS[2] is where the session comes from: itself, but for a rotation.
         if must_create or (self._unsaved_key and self._rotate_from is None):
-            mode, redis_keys, stored = "create", [self._redis_key()], {}
+            mode, redis_keys, stored = "create", [key, key], {}
         elif self._unsaved_key:
             assert self._rotate_from is not None
-            mode, redis_keys = "rotate", [self._redis_key(), self._rotate_from]
-            stored = self._stored
+            mode, redis_keys, stored = "rotate", [key, self._rotate_from], self._stored
         else:
-            mode, redis_keys, stored = "update", [self._redis_key()], self._stored
+            mode, redis_keys, stored = "update", [key, key], self._stored
         changed = {n: v for n, v in encoded.items() if stored.get(n) != v}
         deleted = [n for n in stored if n not in encoded]
         if mode == "update" and not changed and not deleted and self._ttl_fresh:
@@ -264,9 +263,7 @@ class SessionStore(SessionBase):
             mode, ttl, now, self.key_prefix, len(pairs) // 2, *pairs
         ]  # fmt: skip
         args += [DATA_FIELD_PREFIX + name for name in deleted]
-        if mode != "rotate":
-            redis_keys.append(redis_keys[0])
-        return _Write(mode, redis_keys, ttl, args, encoded)
+        return _Write(redis_keys, args, encoded)
 
     def _finish_save(self, write: _Write, result: int) -> None:
         if result == -1:

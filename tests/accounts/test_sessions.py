@@ -233,16 +233,28 @@ class TestCommand:
 
     def test_revoke_a_user_except_one(self, user):
         laptop, phone = device(), device(IPHONE)
-        out = self.run("revoke", "--user", "ada", "--except-key-hash", key_hash(laptop))
+        out = self.run(
+            "revoke", "--user", "ada", f"--except-key-hash={key_hash(laptop)}"
+        )
         assert out == "Ended 1 session(s) of ada.\n"
         assert (session_exists(laptop), session_exists(phone)) == (True, False)
 
     def test_revoke_one_by_key_hash(self, user):
         laptop = device()
-        assert self.run("revoke", "--key-hash", key_hash(laptop)) == (
+        assert self.run("revoke", f"--key-hash={key_hash(laptop)}") == (
             f"Ended session {key_hash(laptop)}.\n"
         )
         assert not session_exists(laptop)
+
+    def test_a_key_hash_that_starts_with_a_dash_is_accepted(self, user, redis_client):
+        laptop = device()
+        dashed = "-" + key_hash(laptop)[1:]
+        redis_client.rename(f"session:{key_hash(laptop)}", f"session:{dashed}")
+        redis_client.zadd("session:user:1", {dashed: 9_999_999_999})
+        assert (
+            self.run("revoke", f"--key-hash={dashed}") == f"Ended session {dashed}.\n"
+        )
+        assert redis_client.exists(f"session:{dashed}") == 0
 
     def test_an_unknown_user_is_an_error(self, user):
         with pytest.raises(CommandError, match="No user named 'nobody'"):

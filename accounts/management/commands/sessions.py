@@ -11,7 +11,10 @@ from sessionsite.redis_sessions import users
 
 
 class Command(BaseCommand):
-    help = "Count, list and end the sessions stored in Redis."
+    help = (
+        "Count, list and end the sessions stored in Redis. Give key hashes as "
+        "--key-hash=H: one may start with '-'."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
@@ -23,12 +26,14 @@ class Command(BaseCommand):
         revoke = actions.add_parser("revoke", help="End sessions at once.")
         target = revoke.add_mutually_exclusive_group(required=True)
         target.add_argument("--user", help="end this user's sessions")
+        # A key hash may start with "-": pass it as --key-hash=H.
         target.add_argument("--key-hash", help="end the one session with this key hash")
         revoke.add_argument(
             "--except-key-hash",
             action="append",
             default=[],
-            help="with --user: keep this session (may be repeated)",
+            help="with --user: keep this session, given as --except-key-hash=H "
+            "(may be repeated)",
         )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
