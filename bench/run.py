@@ -200,6 +200,7 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
 
     ours_rps = rps(OURS, "read_and_change")
     ours_memory = exact[OURS]["memory_per_session_128"]
+    cache_memory = exact[CACHE]["memory_per_session_128"]
     lines = [
         f"Machine: {os.cpu_count()} cores, {_platform()}; gunicorn {WORKERS} sync "
         f"workers per engine; wrk 2 threads, {CONNECTIONS} connections, "
@@ -255,9 +256,16 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
             )
         ],
         (
-            "memory per session <= Django cache backend (hash-max-listpack-value 128)",
-            ours_memory <= exact[CACHE]["memory_per_session_128"],
-            f"{ours_memory} B vs {exact[CACHE]['memory_per_session_128']} B",
+            "memory per session <= Django cache backend, the same data: the "
+            "session's hash alone (hash-max-listpack-value 128)",
+            exact[OURS]["memory_per_session_alone_128"] <= cache_memory,
+            f"{exact[OURS]['memory_per_session_alone_128']} B vs {cache_memory} B",
+        ),
+        (
+            "memory per session <= Django cache backend, counting our per-user "
+            "index (which the cache backend does not keep)",
+            ours_memory <= cache_memory,
+            f"{ours_memory} B vs {cache_memory} B",
         ),
     ]
     lines += ["", "| target | holds | measured |", "|---|---|---|"]
