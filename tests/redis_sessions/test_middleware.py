@@ -23,13 +23,17 @@ def stored_key() -> str:
     return session.session_key
 
 
+def tampered_id(value: str) -> str:
+    return ("x" if value[0] != "x" else "y") + value[1:]
+
+
 def flip_last(value: str) -> str:
     return value[:-1] + ("A" if value[-1] != "A" else "B")
 
 
 BAD_COOKIES = {
     "forged": lambda: keys.new_session_key()[:33] + "A" * 43,
-    "tampered id": lambda: ("x" if stored_key()[0] != "x" else "y") + stored_key()[1:],
+    "tampered id": lambda: tampered_id(stored_key()),
     "tampered signature": lambda: flip_last(stored_key()),
     "truncated": lambda: stored_key()[:-5],
     "unsigned id": lambda: stored_key()[: keys.ID_LENGTH],
