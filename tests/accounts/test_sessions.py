@@ -250,7 +250,7 @@ class TestCommand:
         laptop = device()
         dashed = "-" + key_hash(laptop)[1:]
         redis_client.rename(f"session:{key_hash(laptop)}", f"session:{dashed}")
-        redis_client.zadd("session:user:1", {dashed: 9_999_999_999})
+        redis_client.zadd(f"session:user:{user.pk}", {dashed: 9_999_999_999})
         assert (
             self.run("revoke", f"--key-hash={dashed}") == f"Ended session {dashed}.\n"
         )
