@@ -21,6 +21,17 @@ from .redis_process import RedisProcess
 PASSWORD = "correct horse battery staple"
 
 
+def stored_key(**data: object) -> str:
+    """Save a new session holding data (visits=1 by default); return its key."""
+    from sessionsite.redis_sessions.engine import SessionStore
+
+    session = SessionStore()
+    session.update(data or {"visits": 1})
+    session.save()
+    assert session.session_key is not None
+    return session.session_key
+
+
 def caches_for(url: str, *, max_connections: int | None = None) -> dict[str, Any]:
     """Return the site's CACHES setting pointed at another Redis URL."""
     default = settings.CACHES["default"]

@@ -10,17 +10,9 @@ from django.test import AsyncClient, Client
 
 from sessionsite.redis_sessions import keys
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, stored_key
 
 COOKIE = settings.SESSION_COOKIE_NAME
-
-
-def stored_key() -> str:
-    session = SessionStore()
-    session["a"] = 1
-    session.save()
-    assert session.session_key is not None
-    return session.session_key
 
 
 def tampered_id(value: str) -> str:

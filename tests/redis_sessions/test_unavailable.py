@@ -11,7 +11,7 @@ import redis
 from sessionsite.redis_sessions import connection
 from sessionsite.redis_sessions.engine import SessionStore
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
-from tests.conftest import caches_for
+from tests.conftest import caches_for, stored_key
 from tests.redis_process import RedisProcess, free_port
 
 pytestmark = pytest.mark.faults
@@ -25,14 +25,6 @@ def doomed(tmp_path: Path, settings) -> Iterator[RedisProcess]:
     settings.CACHES = caches_for(server.url)
     yield server
     server.kill()
-
-
-def stored_key() -> str:
-    session = SessionStore()
-    session["visits"] = 1
-    session.save()
-    assert session.session_key is not None
-    return session.session_key
 
 
 OPERATIONS: dict[str, Callable[[str], object]] = {
