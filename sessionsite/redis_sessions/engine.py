@@ -12,7 +12,8 @@ at ``<SESSION_REDIS_KEY_PREFIX>:<SHA-256 of its ID, base64url>`` as a hash:
 A save sends only the fields this request changed, in one Lua script that
 writes only if the session still exists, so concurrent requests keep each
 other's changes and a logout is never undone. ``cycle_key()`` renames the
-hash as part of the next save instead of copying it.
+hash as part of the next save instead of copying it. The same scripts keep
+each logged-in user's index of sessions (lua/index.lua; users.py reads it).
 """
 
 from __future__ import annotations
