@@ -20,6 +20,11 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-secret-key")
 
 N = int(os.environ.get("BENCH_MICRO_N", "3000"))
 TTL = 1800
+PREFIX = "session"
+
+
+def now() -> int:
+    return int(time.time())
 
 
 def rate(operation: Callable[[int], object]) -> float:
@@ -70,7 +75,9 @@ def main() -> None:
 
     def raw_cycle(i: int) -> None:
         client.hgetall(redis_keys[i])
-        conn.save(keys=[new_keys[i], redis_keys[i]], args=["rotate", TTL, 0])
+        conn.save(
+            keys=[new_keys[i], redis_keys[i]], args=["rotate", TTL, now(), PREFIX, 0]
+        )
 
     def engine_create(i: int) -> None:
         session = SessionStore()
@@ -79,8 +86,18 @@ def main() -> None:
 
     def raw_create(i: int) -> None:
         conn.save(
-            keys=[new_keys[i]],
-            args=["create", TTL, 2, "m:created", 1, "d:visits", b"1"],
+            keys=[new_keys[i], new_keys[i]],
+            args=[
+                "create",
+                TTL,
+                now(),
+                PREFIX,
+                2,
+                "m:created",
+                now(),
+                "d:visits",
+                b"1",
+            ],
         )
 
     operations: list[tuple[str, Callable[[int], object], Callable[[int], object]]] = [
@@ -94,7 +111,10 @@ def main() -> None:
             engine_save,
             lambda i: (
                 client.hgetall(redis_keys[i]),
-                conn.save(keys=[redis_keys[i]], args=["update", TTL, 1, "d:x", i]),
+                conn.save(
+                    keys=[redis_keys[i], redis_keys[i]],
+                    args=["update", TTL, now(), PREFIX, 1, "d:x", i],
+                ),
             ),
         ),
         (
@@ -102,7 +122,9 @@ def main() -> None:
             lambda i: SessionStore(session_keys[i]).incr("visits"),
             lambda i: (
                 client.hgetall(redis_keys[i]),
-                conn.incr(keys=[redis_keys[i]], args=["d:visits", 1, TTL]),
+                conn.incr(
+                    keys=[redis_keys[i]], args=["d:visits", 1, TTL, now(), PREFIX]
+                ),
             ),
         ),
         ("create", engine_create, raw_create),
@@ -118,7 +140,7 @@ def main() -> None:
         redis_keys[:] = [redis_key(SessionStore(k)) for k in session_keys]
         engine_delete = rate(lambda i: SessionStore(session_keys[i]).delete())
         again = [redis_key(stored()) for _ in range(N)]
-        raw_delete = rate(lambda i: conn.delete(keys=[again[i]]))
+        raw_delete = rate(lambda i: conn.delete(keys=[again[i]], args=[now(), PREFIX]))
         print(
             f"| delete | {engine_delete:,.0f} | {raw_delete:,.0f} "
             f"| {engine_delete / raw_delete:.2f} |"

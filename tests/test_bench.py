@@ -1,0 +1,77 @@
+"""The benchmark's programs still run, with tiny sizes, so they cannot rot unseen."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.redis_process import RedisProcess
+from tests.site_process import ROOT
+
+ENGINE = "ours"
+
+
+def run(module: str, **env: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_micro_benchmark_prints_its_table():
+    output = run("bench.micro", BENCH_MICRO_N="5")
+    rows = [line for line in output.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        "| load",
+        "| load, then save one changed key",
+        "| counter increment (loaded session)",
+        "| create",
+        "| load, then cycle the key",
+        "| delete",
+    ]
+
+
+@pytest.mark.gunicorn
+def test_the_measurement_counts_our_round_trips(tmp_path):
+    redis = RedisProcess(tmp_path / "redis")
+    redis.start()
+    database = tmp_path / "db.sqlite3"
+    env = {
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "BENCH_ENGINE": ENGINE,
+        "REDIS_URL": redis.url,
+        "DATABASE_URL": f"sqlite:///{database}",
+    }
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v0"],
+            cwd=ROOT, env={**os.environ, **env}, check=True,
+        )  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable, "manage.py", "shell", "--no-imports", "-c",
+                "from django.contrib.auth.models import User; "
+                "User.objects.create(username='bench')",
+            ],
+            cwd=ROOT, env={**os.environ, **env}, check=True,
+        )  # fmt: skip
+        result = json.loads(run("bench.measure", **env).splitlines()[-1])
+    finally:
+        redis.kill()
+    trips = {
+        kind: result[kind]["round_trips"]
+        for kind in ("login", "read_and_change", "read_only", "logout")
+    }
+    assert trips == {"login": 1, "read_and_change": 2, "read_only": 1, "logout": 1}
+    assert result["memory_per_session_alone_128"] > 0
