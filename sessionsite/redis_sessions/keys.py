@@ -56,12 +56,15 @@ def verify(value: object) -> str | None:
     if not is_well_formed(value):
         return None
     signer = _signer()
+    current = signer.sign(value[:ID_LENGTH])
+    if constant_time_compare(current, value):
+        return value
+    # Not the current key's signature: the cookie may be from a fallback key.
     try:
-        session_id = signer.unsign(value)
+        signer.unsign(value)
     except signing.BadSignature:
         return None
-    current = signer.sign(session_id)
-    return value if constant_time_compare(current, value) else current
+    return current
 
 
 def key_hash(session_key: str) -> str:
