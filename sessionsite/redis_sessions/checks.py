@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from .engine import key_prefix
+
 ENGINE = "sessionsite.redis_sessions.engine"
 MIDDLEWARE = "sessionsite.redis_sessions.middleware.SessionMiddleware"
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
@@ -81,7 +83,7 @@ def _check_middleware() -> list[CheckMessage]:
 
 
 def _check_prefix() -> list[CheckMessage]:
-    prefix = getattr(settings, "SESSION_REDIS_KEY_PREFIX", "session")
+    prefix = key_prefix()
     if isinstance(prefix, str) and prefix:
         return []
     return [

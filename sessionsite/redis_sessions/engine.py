@@ -45,6 +45,12 @@ suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 clock = time.time
 
 
+def key_prefix() -> str:
+    """Return SESSION_REDIS_KEY_PREFIX, or its default."""
+    prefix: str = getattr(settings, "SESSION_REDIS_KEY_PREFIX", KEY_PREFIX)
+    return prefix
+
+
 @dataclass(frozen=True)
 class _Write:
     """One save, planned: the script's keys and arguments, and what Redis then holds."""
@@ -98,7 +104,7 @@ class SessionStore(SessionBase):
         async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
 
     def __init__(self, session_key: str | None = None) -> None:
-        self.key_prefix: str = getattr(settings, "SESSION_REDIS_KEY_PREFIX", KEY_PREFIX)
+        self.key_prefix = key_prefix()
         # Fields as Redis holds them since the last load or save, by name;
         # a save sends only what differs from this.
         self._stored: dict[str, bytes] = {}

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from . import engine, keys
 from .connection import get_connection, unavailable_on_error
-from .engine import DATA_FIELD_PREFIX, KEY_PREFIX
+from .engine import DATA_FIELD_PREFIX, key_prefix
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,8 @@ class UserSession:
     data: dict[str, Any]
 
 
-def _prefix() -> str:
-    return str(getattr(settings, "SESSION_REDIS_KEY_PREFIX", KEY_PREFIX))
-
-
 def _index(user_id: object) -> str:
-    return f"{_prefix()}:user:{user_id}"
+    return f"{key_prefix()}:user:{user_id}"
 
 
 def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSession]:
@@ -49,7 +45,7 @@ def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSess
     """
     args: list[str | int] = [
         int(engine.clock()),
-        _prefix(),
+        key_prefix(),
         *(DATA_FIELD_PREFIX + f for f in fields),
     ]
     with unavailable_on_error():
@@ -83,7 +79,7 @@ def end_sessions(
     which, named = ("only", list(only)) if only is not None else ("except", list(keep))
     args: list[str | int] = [
         int(engine.clock()),
-        _prefix(),
+        key_prefix(),
         settings.SESSION_COOKIE_AGE,
         which,
         *named,
@@ -98,7 +94,7 @@ def was_ended(session_key: str) -> bool:
     if verified is None:
         return False
     with unavailable_on_error():
-        mark = f"{_prefix()}:ended:{keys.key_hash(verified)}"
+        mark = f"{key_prefix()}:ended:{keys.key_hash(verified)}"
         return bool(get_connection().client.exists(mark))
 
 
@@ -106,7 +102,7 @@ def user_of(key_hash: str) -> str | None:
     """Return the id of the user a session (named by its key hash) belongs to."""
     with unavailable_on_error():
         raw = get_connection().client.hget(
-            f"{_prefix()}:{key_hash}", DATA_FIELD_PREFIX + "_auth_user_id"
+            f"{key_prefix()}:{key_hash}", DATA_FIELD_PREFIX + "_auth_user_id"
         )
     return None if raw is None else str(json.loads(raw))
 
@@ -115,4 +111,4 @@ def count_sessions() -> int:
     """Count the sessions in Redis with SCAN, which never blocks the server."""
     client = get_connection().client
     with unavailable_on_error():
-        return sum(1 for _ in client.scan_iter(match=f"{_prefix()}:*", _type="HASH"))
+        return sum(1 for _ in client.scan_iter(match=f"{key_prefix()}:*", _type="HASH"))
