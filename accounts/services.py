@@ -85,8 +85,30 @@ def log_in(*, request: HttpRequest, user: User) -> None:
     request.session[LAST_ACTIVE] = int(now)
     request.session[IP] = client_ip(request)
     request.session[DEVICE] = describe_device(request.headers.get("User-Agent", ""))
-    if settings.SESSION_MAX_PER_USER and isinstance(request.session, SessionStore):
-        end_sessions_over_cap(user_id=user.pk, current=request.session.key_hash)
+    if settings.SESSION_MAX_PER_USER:
+        end_sessions_over_cap(
+            user_id=user.pk, current=current_key_hash(request.session)
+        )
+
+
+def current_key_hash(session: SessionBase) -> str | None:
+    """Return the name of this session in the users' index, if it has one."""
+    return session.key_hash if isinstance(session, SessionStore) else None
+
+
+def end_other_sessions(*, user_id: object, session: SessionBase) -> int:
+    """End every session of the user but this one; return how many ended."""
+    current = current_key_hash(session)
+    return users.end_sessions(user_id, keep=[current] if current else [])
+
+
+def end_session_elsewhere(
+    *, user_id: object, session: SessionBase, key_hash: str
+) -> bool:
+    """End one of the user's sessions other than this one; return whether it ended."""
+    if key_hash == current_key_hash(session):
+        return False
+    return users.end_sessions(user_id, only=[key_hash]) == 1
 
 
 def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
@@ -131,7 +153,7 @@ class DeviceSession:
 
 def list_sessions(*, user_id: object, session: SessionBase) -> list[DeviceSession]:
     """Return the user's sessions, most recently active first, this one marked."""
-    current = session.key_hash if isinstance(session, SessionStore) else None
+    current = current_key_hash(session)
     listed = [
         DeviceSession(
             key_hash=s.key_hash,

@@ -16,8 +16,6 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from sessionsite.redis_sessions import users
-
 from . import services
 from .forms import LoginForm
 
@@ -76,9 +74,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def end_session(request: HttpRequest, key_hash: str) -> HttpResponse:
     """Sign out one of the user's other sessions."""
-    if key_hash == getattr(request.session, "key_hash", None):
+    if key_hash == services.current_key_hash(request.session):
         messages.error(request, "To end this session, log out.")
-    elif users.end_sessions(request.user.pk, only=[key_hash]):
+    elif services.end_session_elsewhere(
+        user_id=request.user.pk, session=request.session, key_hash=key_hash
+    ):
         messages.info(request, "That session was signed out.")
     else:
         messages.error(
@@ -92,8 +92,9 @@ def end_session(request: HttpRequest, key_hash: str) -> HttpResponse:
 @require_POST
 def end_other_sessions(request: HttpRequest) -> HttpResponse:
     """Sign out every session of the user but this one."""
-    current = getattr(request.session, "key_hash", None)
-    ended = users.end_sessions(request.user.pk, keep=[current] if current else [])
+    ended = services.end_other_sessions(
+        user_id=request.user.pk, session=request.session
+    )
     messages.info(request, f"Signed out {ended} other session{pluralize(ended)}.")
     return redirect("dashboard")
 
@@ -105,8 +106,9 @@ class ChangePasswordView(PasswordChangeView):
     def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
         # Every other session ends now, not at its next request; this one
         # goes on under a new key (update_session_auth_hash in super()).
-        current = getattr(self.request.session, "key_hash", None)
-        users.end_sessions(self.request.user.pk, keep=[current] if current else [])
+        services.end_other_sessions(
+            user_id=self.request.user.pk, session=self.request.session
+        )
         response = super().form_valid(form)
         messages.info(
             self.request,
