@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import ua_parser
 from django.conf import settings
-from django.contrib.auth import login, logout
+from django.contrib.auth import SESSION_KEY, login, logout
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
@@ -77,8 +77,10 @@ def describe_device(user_agent: str) -> str:
 def log_in(*, request: HttpRequest, user: User) -> None:
     """Log the user in under a new session key and note when, where and how."""
     # login() keeps the key when the same user logs in again; a new login
-    # always gets a new key (OWASP ASVS 5.0, 7.2.4).
-    request.session.cycle_key()
+    # always gets a new key (OWASP ASVS 5.0, 7.2.4). A session that names a
+    # user starts afresh; login() cycles an anonymous one, keeping its data.
+    if SESSION_KEY in request.session:
+        request.session.flush()
     login(request, user)
     now = clock()
     request.session[SIGNED_IN_AT] = datetime.fromtimestamp(now, tz=UTC).isoformat()
@@ -202,7 +204,7 @@ def session_facts(*, session: SessionBase) -> SessionFacts:
     signed_in_at = session.get(SIGNED_IN_AT)
     redis_key = None
     if isinstance(session, SessionStore) and session.session_key is not None:
-        redis_key = keys.redis_key(session.key_prefix, session.session_key)
+        redis_key = session.names.session(keys.key_hash(session.session_key))
     return SessionFacts(
         signed_in_at=datetime.fromisoformat(signed_in_at) if signed_in_at else None,
         expires_at=session.get_expiry_date(),

@@ -20,11 +20,11 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-secret-key")
 
 N = int(os.environ.get("BENCH_MICRO_N", "3000"))
 TTL = 1800
-PREFIX = "session"
-
-
-def now() -> int:
-    return int(time.time())
+# The save script's arguments between its mode and its fields (lua/save.lua):
+# default age, expiry rule kept, not a replacement, no user to index.
+SAVE_ARGS = [TTL, "=", "0", "d:_auth_user_id", "", ""]
+# The increment's arguments after field and amount (lua/incr.lua).
+INCR_ARGS = [TTL, "d:_auth_user_id", "", ""]
 
 
 def rate(operation: Callable[[int], object]) -> float:
@@ -54,13 +54,15 @@ def main() -> None:
         session.save()
         return session
 
+    names = keys.names()
+
     def redis_key(session: SessionStore) -> str:
-        return keys.redis_key("session", session.session_key or "")
+        return names.session(keys.key_hash(session.session_key or ""))
 
     sessions = [stored() for _ in range(N)]
     session_keys = [s.session_key for s in sessions]
     redis_keys = [redis_key(s) for s in sessions]
-    new_keys = [keys.redis_key("session", keys.new_session_key()) for _ in range(N)]
+    new_keys = [names.session(keys.key_hash(keys.new_session_key())) for _ in range(N)]
 
     def engine_save(i: int) -> None:
         session = SessionStore(session_keys[i])
@@ -75,9 +77,7 @@ def main() -> None:
 
     def raw_cycle(i: int) -> None:
         client.hgetall(redis_keys[i])
-        conn.save(
-            keys=[new_keys[i], redis_keys[i]], args=["rotate", TTL, now(), PREFIX, 0]
-        )
+        conn.save(keys=[new_keys[i], redis_keys[i]], args=["rotate", *SAVE_ARGS, 0])
 
     def engine_create(i: int) -> None:
         session = SessionStore()
@@ -87,17 +87,7 @@ def main() -> None:
     def raw_create(i: int) -> None:
         conn.save(
             keys=[new_keys[i], new_keys[i]],
-            args=[
-                "create",
-                TTL,
-                now(),
-                PREFIX,
-                2,
-                "m:created",
-                now(),
-                "d:visits",
-                b"1",
-            ],
+            args=["create", *SAVE_ARGS, 1, "d:visits", b"1"],
         )
 
     operations: list[tuple[str, Callable[[int], object], Callable[[int], object]]] = [
@@ -113,7 +103,7 @@ def main() -> None:
                 client.hgetall(redis_keys[i]),
                 conn.save(
                     keys=[redis_keys[i], redis_keys[i]],
-                    args=["update", TTL, now(), PREFIX, 1, "d:x", i],
+                    args=["update", *SAVE_ARGS, 1, "d:x", i],
                 ),
             ),
         ),
@@ -122,9 +112,7 @@ def main() -> None:
             lambda i: SessionStore(session_keys[i]).incr("visits"),
             lambda i: (
                 client.hgetall(redis_keys[i]),
-                conn.incr(
-                    keys=[redis_keys[i]], args=["d:visits", 1, TTL, now(), PREFIX]
-                ),
+                conn.incr(keys=[redis_keys[i]], args=["d:visits", 1, *INCR_ARGS]),
             ),
         ),
         ("create", engine_create, raw_create),
@@ -140,7 +128,7 @@ def main() -> None:
         redis_keys[:] = [redis_key(SessionStore(k)) for k in session_keys]
         engine_delete = rate(lambda i: SessionStore(session_keys[i]).delete())
         again = [redis_key(stored()) for _ in range(N)]
-        raw_delete = rate(lambda i: conn.delete(keys=[again[i]], args=[now(), PREFIX]))
+        raw_delete = rate(lambda i: client.delete(again[i]))
         print(
             f"| delete | {engine_delete:,.0f} | {raw_delete:,.0f} "
             f"| {engine_delete / raw_delete:.2f} |"

@@ -32,6 +32,20 @@ def stored_key(**data: object) -> str:
     return session.session_key
 
 
+def session_redis_key(session_key: str) -> str:
+    """Return the Redis key of a session, as the engine names it."""
+    from sessionsite.redis_sessions import keys
+
+    return keys.names().session(keys.key_hash(session_key))
+
+
+def user_index(user_id: object) -> str:
+    """Return the Redis key of a user's index of sessions."""
+    from sessionsite.redis_sessions import keys
+
+    return keys.names().index(str(user_id))
+
+
 def caches_for(url: str, *, max_connections: int | None = None) -> dict[str, Any]:
     """Return the site's CACHES setting pointed at another Redis URL."""
     default = settings.CACHES["default"]

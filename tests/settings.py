@@ -1,11 +1,18 @@
 """The site's settings, with what the tests need on top."""
 
 import os
+import sys
 import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 
 from sessionsite.settings import *  # noqa: F403
+from tests.django_suite import django_tests_dir
+
+# Django's own session tests (tests/redis_sessions/test_django_contract.py)
+# import a model from their package, which must be an installed app.
+sys.path.append(str(django_tests_dir()))
+INSTALLED_APPS = [*INSTALLED_APPS, "sessions_tests"]  # noqa: F405
 
 ROOT_URLCONF = "tests.urls"
 # Fast hashing: the tests log in hundreds of times. Argon2 stays listed so

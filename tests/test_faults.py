@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from sessionsite.redis_sessions import keys
+from tests.conftest import session_redis_key
 from tests.http_client import Browser, Response
 from tests.redis_process import RedisProcess
 from tests.site_process import (
@@ -209,7 +209,7 @@ def test_corrupted_data_gives_a_fresh_session_and_a_log_line(
     site = start_site()
     browser = signed_in(site)
     cookie = browser.cookies[COOKIE]
-    redis_key = keys.redis_key("session", cookie)
+    redis_key = session_redis_key(cookie)
     redis_server_for_site.client().delete(redis_key)
     redis_server_for_site.client().set(redis_key, "not a hash")
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .engine import key_prefix
+from .keys import key_prefix
 
 ENGINE = "sessionsite.redis_sessions.engine"
 MIDDLEWARE = "sessionsite.redis_sessions.middleware.SessionMiddleware"

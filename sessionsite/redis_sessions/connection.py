@@ -2,9 +2,13 @@
 
 This is the only module that creates connections. The sync client is
 django-redis's own client for ``SESSION_CACHE_ALIAS`` (its primary, so that
-sessions are always read where they were written); the async client is built
-from the same ``CACHES`` entry, one per event loop, because a
-``redis.asyncio`` connection belongs to the loop that opened it.
+sessions are always read where they were written). The async client is
+built from that client's connection pool: the same address, credentials,
+TLS, timeouts, keepalive and health checks. It is made once per event loop,
+because a ``redis.asyncio`` connection belongs to the loop that opened it,
+and closed when that loop shuts down.
+
+It is also the one place that tells a Redis outage from any other error.
 """
 
 from __future__ import annotations
@@ -13,15 +17,17 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
+import redis._parsers
 import redis.asyncio
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
@@ -38,13 +44,25 @@ def _lua(name: str) -> str:
     return (LUA_DIR / f"{name}.lua").read_text()
 
 
-# The scripts that change sessions start with the per-user index helpers.
-SAVE_LUA = _lua("index") + _lua("save")
-INCR_LUA = _lua("index") + _lua("incr")
-DELETE_LUA = _lua("index") + _lua("delete")
+# The scripts that write sessions start with the shared helpers.
+SAVE_LUA = _lua("common") + _lua("save")
+INCR_LUA = _lua("common") + _lua("incr")
+LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
-END_SESSIONS_LUA = _lua("index") + _lua("end_sessions")
-SCRIPTS = (SAVE_LUA, INCR_LUA, DELETE_LUA, SESSIONS_OF_LUA, END_SESSIONS_LUA)
+END_SESSIONS_LUA = _lua("end_sessions")
+SCRIPTS = (SAVE_LUA, INCR_LUA, LOAD_AND_DELETE_LUA, SESSIONS_OF_LUA, END_SESSIONS_LUA)
+
+# Errors of a Redis that cannot serve now (down, unreachable, hung, loading,
+# a read-only replica, out of memory, a cluster or primary that is down, a
+# slot that is moving); every other error is a bug or a bad argument.
+OUTAGES: tuple[type[Exception], ...] = (
+    redis.ConnectionError,  # BusyLoadingError (LOADING) is one
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ClusterDownError,  # MasterDownError (MASTERDOWN) is one
+    redis.exceptions.TryAgainError,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +72,7 @@ class Connection:
     client: redis.Redis
     save: Script
     incr: Script
-    delete: Script
+    load_and_delete: Script
     sessions_of: Script
     end_sessions: Script
 
@@ -66,12 +84,14 @@ class AsyncConnection:
     client: redis.asyncio.Redis
     save: AsyncScript
     incr: AsyncScript
-    delete: AsyncScript
+    load_and_delete: AsyncScript
 
 
 _connections: dict[str, Connection] = {}
+# Per event loop: the connection of each alias, and the async generator
+# whose closing (at the loop's shutdown_asyncgens()) closes them.
 _async_connections: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, AsyncConnection]
+    asyncio.AbstractEventLoop, dict[str, tuple[AsyncConnection, AsyncIterator[None]]]
 ] = weakref.WeakKeyDictionary()
 
 
@@ -87,7 +107,7 @@ def get_connection() -> Connection:
         client=client,
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
-        delete=client.register_script(DELETE_LUA),
+        load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
         sessions_of=client.register_script(SESSIONS_OF_LUA),
         end_sessions=client.register_script(END_SESSIONS_LUA),
     )
@@ -95,64 +115,108 @@ def get_connection() -> Connection:
     return connection
 
 
-def async_client_kwargs(alias: str) -> tuple[str, dict[str, Any]]:
-    """Return the URL and connection pool arguments of a django-redis CACHES entry."""
-    config = settings.CACHES[alias]
-    location = config["LOCATION"]
-    if isinstance(location, str):
-        location = location.split(",")
-    options = config.get("OPTIONS", {})
-    kwargs: dict[str, Any] = {
-        "socket_timeout": options.get("SOCKET_TIMEOUT"),
-        "socket_connect_timeout": options.get("SOCKET_CONNECT_TIMEOUT"),
+# Connection options of redis-py's sync connections that redis.asyncio's do
+# not have; refused rather than silently dropped.
+_SYNC_ONLY_OPTIONS = (
+    "ssl_validate_ocsp",
+    "ssl_validate_ocsp_stapled",
+    "ssl_ocsp_context",
+    "ssl_ocsp_expected_cert",
+)
+
+
+# What redis-py's sync pool adds to the connection settings for itself.
+_POOL_BOOKKEEPING = ("orig_", "maint_notifications_", "himport_registry")
+
+
+def _async_parser(sync_parser: type) -> type:
+    """Return redis-py's asyncio twin of a sync reply parser (_RESP2Parser...)."""
+    twin = getattr(redis._parsers, "_Async" + sync_parser.__name__.lstrip("_"), None)
+    if twin is None:
+        raise ImproperlyConfigured(
+            f"The session engine has no asyncio twin of {sync_parser.__name__}."
+        )
+    return cast(type, twin)
+
+
+def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
+    """Return an asyncio connection pool with the settings of a sync one."""
+    twins = (
+        (redis.SSLConnection, redis.asyncio.SSLConnection),
+        (redis.UnixDomainSocketConnection, redis.asyncio.UnixDomainSocketConnection),
+        (redis.Connection, redis.asyncio.Connection),
+    )
+    sync_class = pool.connection_class
+    async_class = next((a for s, a in twins if issubclass(sync_class, s)), None)
+    if async_class is None:
+        raise ImproperlyConfigured(
+            f"The session engine has no asyncio twin of {sync_class.__name__}."
+        )
+    kwargs = pool.connection_kwargs
+    if refused := [name for name in _SYNC_ONLY_OPTIONS if kwargs.get(name)]:
+        raise ImproperlyConfigured(
+            f"redis.asyncio does not support {', '.join(refused)}, which the "
+            "session cache entry sets."
+        )
+    options = {
+        name: value
+        for name, value in kwargs.items()
+        if not name.startswith(_POOL_BOOKKEEPING)
     }
-    for option, kwarg in (("USERNAME", "username"), ("PASSWORD", "password")):
-        if options.get(option):
-            kwargs[kwarg] = options[option]
-    pool_kwargs = options.get("CONNECTION_POOL_KWARGS", {})
-    for kwarg in ("max_connections", "timeout"):
-        if kwarg in pool_kwargs:
-            kwargs[kwarg] = pool_kwargs[kwarg]
-    return location[0].strip(), kwargs
+    if "parser_class" in options:
+        options["parser_class"] = _async_parser(options["parser_class"])
+    if isinstance(pool, redis.BlockingConnectionPool):
+        return redis.asyncio.BlockingConnectionPool(
+            connection_class=async_class,
+            max_connections=pool.max_connections,
+            timeout=pool.timeout,
+            **options,
+        )
+    return redis.asyncio.ConnectionPool(
+        connection_class=async_class, max_connections=pool.max_connections, **options
+    )
 
 
-def _async_pool_class(
-    config: dict[str, Any],
-) -> type[redis.asyncio.ConnectionPool]:
-    """Return the asyncio twin of the sync client's connection pool class."""
-    sync_class = config.get("OPTIONS", {}).get("CONNECTION_POOL_CLASS", "")
-    if sync_class.endswith("BlockingConnectionPool"):
-        return redis.asyncio.BlockingConnectionPool
-    return redis.asyncio.ConnectionPool
+async def _closed_at_shutdown(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Close the connection when the event loop closes its async generators."""
+    try:
+        yield
+    finally:
+        await connection.client.aclose()
 
 
-def get_async_connection() -> AsyncConnection:
+async def get_async_connection() -> AsyncConnection:
     """Return the async connection for SESSION_CACHE_ALIAS on the running loop."""
     alias = settings.SESSION_CACHE_ALIAS
-    per_alias = _async_connections.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    per_alias = _async_connections.setdefault(loop, {})
     try:
-        return per_alias[alias]
+        return per_alias[alias][0]
     except KeyError:
         pass
-    url, kwargs = async_client_kwargs(alias)
-    pool_class = _async_pool_class(settings.CACHES[alias])
+    pool = async_pool_for(get_connection().client.connection_pool)
     # from_pool: the client owns the pool, so closing it closes the connections.
-    client = redis.asyncio.Redis.from_pool(pool_class.from_url(url, **kwargs))
+    client = redis.asyncio.Redis.from_pool(pool)
     connection = AsyncConnection(
         client=client,
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
-        delete=client.register_script(DELETE_LUA),
+        load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
     )
-    per_alias[alias] = connection
+    # asyncio.run(), asgiref's async_to_sync and ASGI servers all call the
+    # loop's shutdown_asyncgens() before closing it: an async generator that
+    # is suspended then gets closed, and its finally closes the connection.
+    closer = _closed_at_shutdown(connection)
+    await anext(closer)
+    per_alias[alias] = (connection, closer)
     return connection
 
 
 async def close_async_connections() -> None:
     """Close the connections opened on the running event loop."""
     per_alias = _async_connections.pop(asyncio.get_running_loop(), {})
-    for connection in per_alias.values():
-        await connection.client.aclose()
+    for _, closer in per_alias.values():
+        await closer.aclose()  # type: ignore[attr-defined]
 
 
 @receiver(setting_changed)
@@ -195,10 +259,15 @@ outage = _Outage()
 
 @contextmanager
 def unavailable_on_error() -> Iterator[None]:
-    """Raise SessionStoreUnavailable for any Redis error inside the block."""
+    """
+    Raise SessionStoreUnavailable for a Redis outage inside the block.
+
+    Any other Redis error (a wrong type, a script error, a bad argument) is
+    a bug or a bad value, not an outage: it goes up as it is.
+    """
     try:
         yield
-    except redis.RedisError as exc:
+    except OUTAGES as exc:
         outage.failed(exc)
         raise SessionStoreUnavailable(
             f"The session store did not answer: {exc.__class__.__name__}: {exc}. "

@@ -2,30 +2,33 @@
 A session engine that keeps each session in a Redis hash.
 
 Set ``SESSION_ENGINE = "sessionsite.redis_sessions.engine"``. A session lives
-at ``<SESSION_REDIS_KEY_PREFIX>:<SHA-256 of its ID, base64url>`` as a hash:
+at ``<SESSION_REDIS_KEY_PREFIX>:<SHA-256 of its ID, base64url>`` (through the
+cache entry's key function, see keys.py) as a hash:
 
 - ``d:<name>`` holds the JSON of ``request.session[name]``;
 - ``m:created`` holds the Unix time it was created, so that a session with
   no data still exists;
-- the key's TTL is the session's expiry age, refreshed on every write.
+- ``m:expiry`` holds the rule of a custom expiry (``set_expiry()``), so that
+  every write sets the TTL from what Redis holds (lua/common.lua).
 
 A save sends only the fields this request changed, in one Lua script that
 writes only if the session still exists, so concurrent requests keep each
 other's changes and a logout is never undone. ``cycle_key()`` renames the
-hash as part of the next save instead of copying it. The same scripts keep
-each logged-in user's index of sessions (lua/index.lua; users.py reads it).
+hash at once, in one round trip. The same scripts keep each logged-in
+user's index of sessions (users.py reads it).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
-import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import redis
-from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import (
     CreateError,
     SessionBase,
@@ -35,20 +38,26 @@ from django.contrib.sessions.backends.base import (
 from . import keys
 from .connection import get_async_connection, get_connection, unavailable_on_error
 
-KEY_PREFIX = "session"
 DATA_FIELD_PREFIX = "d:"
-CREATED_FIELD = "m:created"
+USER_FIELD = DATA_FIELD_PREFIX + SESSION_KEY
+EXPIRY = "_session_expiry"
+# The longest expiry Redis can keep (its EXPIRE takes at most about 9.2e15
+# seconds) with room to spare; a longer one is refused before any Redis call.
+MAX_EXPIRY_AGE = 10**15
+# HINCRBY works on signed 64-bit integers.
+INT64 = range(-(2**63), 2**63)
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
-# The engine's clock, for the index's expiry scores; tests replace it.
-clock = time.time
+Mode = Literal["create", "update", "rotate"]
 
 
-def key_prefix() -> str:
-    """Return SESSION_REDIS_KEY_PREFIX, or its default."""
-    prefix: str = getattr(settings, "SESSION_REDIS_KEY_PREFIX", KEY_PREFIX)
-    return prefix
+class State(enum.Enum):
+    """Where the session's key stands with Redis."""
+
+    NEW = "new"  # not in Redis: no key yet, or one made here that a save creates
+    STORED = "stored"  # Redis has it, or had it when the cookie was sent
+    DELETED = "deleted"  # this store deleted it
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,8 @@ class _Write:
     stored: dict[str, bytes]
 
 
-def _encode(value: Any) -> bytes:
+def encode(value: Any) -> bytes:
+    """Return a session value as the hash stores it: compact JSON, UTF-8."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -85,12 +95,37 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def _checked_age(age: object, what: str) -> int:
+    """Return age (seconds) as an int, or raise TypeError/ValueError."""
+    if isinstance(age, bool) or not isinstance(age, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {age!r}.")
+    if abs(age) > MAX_EXPIRY_AGE:
+        raise ValueError(f"{what} of {age} seconds is more than Redis can keep.")
+    return int(age)
+
+
+def _expiry_rule(expiry: object) -> str:
+    """Return the m:expiry rule (lua/common.lua) for a _session_expiry value."""
+    if not expiry:
+        return ""
+    if isinstance(expiry, str):
+        at = datetime.fromisoformat(expiry).timestamp()
+        _checked_age(at - datetime.now().timestamp(), "The session's expiry")
+        return f"@{int(at)}"
+    return str(_checked_age(expiry, "The session's expiry"))
+
+
 def _is_wrong_type(exc: redis.ResponseError) -> bool:
     return str(exc).startswith("WRONGTYPE")
 
 
-def _is_not_integer(exc: redis.ResponseError) -> bool:
-    return "not an integer" in str(exc)
+def _incr_error(exc: redis.ResponseError, key: str) -> Exception:
+    """Return the Python error for a failed HINCRBY, or exc if it is not one."""
+    if "not an integer" in str(exc):
+        return TypeError(f"Session value {key!r} is not an integer.")
+    if "overflow" in str(exc):
+        return ValueError(f"Session value {key!r} would overflow 64 bits.")
+    return exc
 
 
 class SessionStore(SessionBase):
@@ -102,25 +137,19 @@ class SessionStore(SessionBase):
 
         def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
         async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
+        def _validate_session_key(self, key: str | None) -> bool: ...
 
     def __init__(self, session_key: str | None = None) -> None:
-        self.key_prefix = key_prefix()
+        self.names = keys.names()
+        self._state = State.STORED
         # Fields as Redis holds them since the last load or save, by name;
-        # a save sends only what differs from this.
-        self._stored: dict[str, bytes] = {}
-        # The session key was made here and Redis does not have it yet.
-        self._unsaved_key = False
-        # The Redis key this session is moving away from (cycle_key); the
-        # next save renames it.
-        self._rotate_from: str | None = None
+        # a save sends only what differs from this. None: not known (the
+        # session was never loaded), so a save replaces every field.
+        self._stored: dict[str, bytes] | None = None
         # This request has already set the TTL (a save or an increment).
         self._ttl_fresh = False
-        # This request has already deleted the session from Redis.
-        self._deleted = False
+        # A cookie enters here: only a validly signed key is taken.
         super().__init__(keys.verify(session_key))
-
-    def _validate_session_key(self, key: str | None) -> bool:
-        return keys.is_well_formed(key)
 
     def _get_new_session_key(self) -> str:
         # 165 random bits: the create-if-absent write is the only check needed.
@@ -139,12 +168,20 @@ class SessionStore(SessionBase):
     def _redis_key(self, session_key: str | None = None) -> str:
         key = session_key or self.session_key
         assert key is not None
-        return keys.redis_key(self.key_prefix, key)
+        return self.names.session(keys.key_hash(key))
+
+    def _trusted(self, session_key: str | None) -> str | None:
+        """Return a key given to exists() or delete(), or None if it is no key."""
+        if keys.is_well_formed(session_key):
+            return keys.verify(session_key)
+        return session_key if self._validate_session_key(session_key) else None
 
     # Loading
 
     def load(self) -> dict[str, Any]:
         """Return the session's data, or {} (and no key) if it is gone."""
+        if self.session_key is None:
+            return self._apply_loaded({})
         client = get_connection().client
         with unavailable_on_error():
             try:
@@ -156,7 +193,9 @@ class SessionStore(SessionBase):
         return self._apply_loaded(raw)
 
     async def aload(self) -> dict[str, Any]:
-        client = get_async_connection().client
+        if self.session_key is None:
+            return self._apply_loaded({})
+        client = (await get_async_connection()).client
         with unavailable_on_error():
             try:
                 raw = cast(dict[bytes, bytes], await client.hgetall(self._redis_key()))
@@ -167,31 +206,33 @@ class SessionStore(SessionBase):
         return self._apply_loaded(raw)
 
     def _apply_loaded(self, raw: dict[bytes, bytes] | None) -> dict[str, Any]:
+        """Take what a load found: a hash, {} for none, None for a wrong type."""
         decoded = None if raw is None else _decode(raw)
         if decoded is None:
             suspicious_logger.warning("Session data corrupted")
         if not raw or decoded is None:
             self._session_key = None
-            self._stored = {}
+            self._state, self._stored = State.NEW, {}
             return {}
         data, self._stored = decoded
+        self._state = State.STORED
         return data
 
-    def exists(self, session_key: str) -> bool:
+    def exists(self, session_key: str | None) -> bool:
         """Return True if the given session_key already exists."""
-        verified = keys.verify(session_key)
-        if verified is None:
+        trusted = self._trusted(session_key)
+        if trusted is None:
             return False
         with unavailable_on_error():
-            return bool(get_connection().client.exists(self._redis_key(verified)))
+            return bool(get_connection().client.exists(self._redis_key(trusted)))
 
-    async def aexists(self, session_key: str) -> bool:
-        verified = keys.verify(session_key)
-        if verified is None:
+    async def aexists(self, session_key: str | None) -> bool:
+        trusted = self._trusted(session_key)
+        if trusted is None:
             return False
-        client = get_async_connection().client
+        client = (await get_async_connection()).client
         with unavailable_on_error():
-            return bool(await client.exists(self._redis_key(verified)))
+            return bool(await client.exists(self._redis_key(trusted)))
 
     # Saving
 
@@ -208,9 +249,8 @@ class SessionStore(SessionBase):
 
     def _start_new_key(self) -> None:
         self._session_key = keys.new_session_key()
-        self._unsaved_key = True
-        self._rotate_from = None
-        self._deleted = False
+        self._state = State.NEW
+        self._stored = {}
 
     def save(self, must_create: bool = False) -> None:
         """
@@ -221,7 +261,9 @@ class SessionStore(SessionBase):
         """
         if self.session_key is None:
             return self.create()
-        write = self._plan_save(self._get_session(no_load=must_create), must_create)
+        data = self._get_session(no_load=must_create)
+        create = must_create or self._state is State.NEW
+        write = self._plan_save(data, "create" if create else "update")
         if write is None:
             return
         with unavailable_on_error():
@@ -232,45 +274,63 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return await self.acreate()
         data = await self._aget_session(no_load=must_create)
-        write = self._plan_save(data, must_create)
+        create = must_create or self._state is State.NEW
+        write = self._plan_save(data, "create" if create else "update")
         if write is None:
             return
+        connection = await get_async_connection()
         with unavailable_on_error():
-            result = await get_async_connection().save(keys=write.keys, args=write.args)
+            result = await connection.save(keys=write.keys, args=write.args)
         self._finish_save(write, result)
 
-    def _plan_save(self, data: dict[str, Any], must_create: bool) -> _Write | None:
+    def _plan_save(
+        self, data: dict[str, Any], mode: Mode, source: str | None = None
+    ) -> _Write | None:
+        """Plan the write of data to the session's key (from source, to rotate)."""
         encoded = {}
         for name, value in data.items():
             if not isinstance(name, str):
                 raise TypeError(f"Session keys must be strings, not {name!r}.")
-            encoded[name] = _encode(value)
-        ttl = self.get_expiry_age()
-        mode: Literal["create", "update", "rotate"]
-        key = self._redis_key()
-        # KEYS[2] is where the session comes from: itself, but for a rotation.
-        if must_create or (self._unsaved_key and self._rotate_from is None):
-            mode, redis_keys, stored = "create", [key, key], {}
-        elif self._unsaved_key:
-            assert self._rotate_from is not None
-            mode, redis_keys, stored = "rotate", [key, self._rotate_from], self._stored
+            encoded[name] = encode(value)
+        stored = {} if mode == "create" else self._stored
+        if stored is None:
+            changed, deleted = encoded, []
         else:
-            mode, redis_keys, stored = "update", [key, key], self._stored
-        changed = {n: v for n, v in encoded.items() if stored.get(n) != v}
-        deleted = [n for n in stored if n not in encoded]
+            changed = {n: v for n, v in encoded.items() if stored.get(n) != v}
+            deleted = [n for n in stored if n not in encoded]
         if mode == "update" and not changed and not deleted and self._ttl_fresh:
             return None
-        now = int(clock())
-        pairs: list[str | int | bytes] = []
-        if mode == "create":
-            pairs += [CREATED_FIELD, now]
+        if stored is not None and EXPIRY not in changed and EXPIRY not in deleted:
+            rule = "="
+        else:
+            rule = _expiry_rule(data.get(EXPIRY))
+        default_age = _checked_age(self.get_session_cookie_age(), "The session age")
+        key = self._redis_key()
+        redis_keys = [key, source or key]
+        user, index_args = self._index(data)
+        if user is not None:
+            redis_keys.append(self.names.index(user))
+        pairs: list[str | bytes] = []
         for name, value in changed.items():
             pairs += [DATA_FIELD_PREFIX + name, value]
         args: list[str | int | bytes] = [
-            mode, ttl, now, self.key_prefix, len(pairs) // 2, *pairs
+            mode, default_age, rule, "1" if stored is None else "0", *index_args,
+            len(pairs) // 2, *pairs, *(DATA_FIELD_PREFIX + n for n in deleted),
         ]  # fmt: skip
-        args += [DATA_FIELD_PREFIX + name for name in deleted]
         return _Write(redis_keys, args, encoded)
+
+    def _index(self, data: dict[str, Any]) -> tuple[str | None, list[str | bytes]]:
+        """
+        Return the session's user and the scripts' arguments to index it.
+
+        Django's login() stores the user's id as a string; a session with
+        anything else there is not indexed.
+        """
+        user = data.get(SESSION_KEY)
+        if not isinstance(user, str) or not user:
+            return None, [USER_FIELD, "", ""]
+        assert self.session_key is not None
+        return user, [USER_FIELD, encode(user), keys.key_hash(self.session_key)]
 
     def _finish_save(self, write: _Write, result: int) -> None:
         if result == -1:
@@ -278,30 +338,69 @@ class SessionStore(SessionBase):
         if result == 0:
             raise UpdateError("The session was deleted before it could be saved.")
         self._stored = write.stored
-        self._unsaved_key = False
-        self._rotate_from = None
+        self._state = State.STORED
         self._ttl_fresh = True
 
     def cycle_key(self) -> None:
         """
         Give the session a new key, keeping its data.
 
-        The new key is written, and the old one renamed to it, by the next
-        save: one round trip, and none if the response is an error.
+        A stored session is renamed at once, in one round trip: the old key
+        is gone when this returns. If it was gone already (a concurrent
+        request cycled or deleted it), an anonymous session starts afresh
+        under the new key with this request's data; a signed-in one raises
+        UpdateError, so that a logout is never undone.
         """
-        self._get_session()
-        self._move_to_new_key()
+        data = self._get_session()
+        source = self._start_rotation()
+        if source is None:
+            return
+        while True:
+            write = self._plan_save(data, "rotate", source)
+            assert write is not None
+            with unavailable_on_error():
+                result = get_connection().save(keys=write.keys, args=write.args)
+            if self._finish_rotation(write, result, data):
+                return
 
     async def acycle_key(self) -> None:
-        await self._aget_session()
-        self._move_to_new_key()
+        data = await self._aget_session()
+        source = self._start_rotation()
+        if source is None:
+            return
+        connection = await get_async_connection()
+        while True:
+            write = self._plan_save(data, "rotate", source)
+            assert write is not None
+            with unavailable_on_error():
+                result = await connection.save(keys=write.keys, args=write.args)
+            if self._finish_rotation(write, result, data):
+                return
 
-    def _move_to_new_key(self) -> None:
-        if self.session_key is not None and not self._unsaved_key:
-            self._rotate_from = self._redis_key()
+    def _start_rotation(self) -> str | None:
+        """Take a new key; return the Redis key to rename from, if any."""
+        stored = self.session_key is not None and self._state is State.STORED
+        source = self._redis_key() if stored else None
         self._session_key = keys.new_session_key()
-        self._unsaved_key = True
         self.modified = True
+        if source is None:
+            self._state, self._stored = State.NEW, {}
+        return source
+
+    def _finish_rotation(
+        self, write: _Write, result: int, data: dict[str, Any]
+    ) -> bool:
+        """Apply a rotation's result; return False if it must be tried again."""
+        if result == -1:  # the new key is taken: 165 random bits made it so
+            self._session_key = keys.new_session_key()
+            return False
+        if result == 0:
+            if SESSION_KEY in data:
+                raise UpdateError("The session was deleted before its key changed.")
+            self._state, self._stored = State.NEW, {}
+            return True
+        self._finish_save(write, result)
+        return True
 
     # Counting
 
@@ -311,22 +410,20 @@ class SessionStore(SessionBase):
 
         Return the new value. It costs one round trip on a stored session and
         none on one that is not saved yet; concurrent increments never lose
-        a count. Raise TypeError if the value is not an integer, UpdateError
-        if the session was deleted meanwhile.
+        a count. Raise TypeError if the value is not an integer, ValueError
+        if the sum leaves 64 bits, UpdateError if the session was deleted
+        meanwhile.
         """
         session = self._get_session()
         local = self._incr_locally(session, key, amount)
         if local is not None:
             return local
-        connection = get_connection()
-        args = self._incr_args(key, amount)
+        write = self._plan_incr(session, key, amount)
         with unavailable_on_error():
             try:
-                result = connection.incr(keys=[self._redis_key()], args=args)
+                result = get_connection().incr(keys=write.keys, args=write.args)
             except redis.ResponseError as exc:
-                if not _is_not_integer(exc):
-                    raise
-                raise TypeError(f"Session value {key!r} is not an integer.") from exc
+                raise _incr_error(exc, key) from exc
         return self._finish_incr(session, key, result)
 
     async def aincr(self, key: str, amount: int = 1) -> int:
@@ -334,31 +431,43 @@ class SessionStore(SessionBase):
         local = self._incr_locally(session, key, amount)
         if local is not None:
             return local
-        connection = get_async_connection()
-        args = self._incr_args(key, amount)
+        write = self._plan_incr(session, key, amount)
+        connection = await get_async_connection()
         with unavailable_on_error():
             try:
-                result = await connection.incr(keys=[self._redis_key()], args=args)
+                result = await connection.incr(keys=write.keys, args=write.args)
             except redis.ResponseError as exc:
-                if not _is_not_integer(exc):
-                    raise
-                raise TypeError(f"Session value {key!r} is not an integer.") from exc
+                raise _incr_error(exc, key) from exc
         return self._finish_incr(session, key, result)
 
-    def _incr_args(self, key: str, amount: int) -> list[str | int]:
-        ttl, now = self.get_expiry_age(), int(clock())
-        return [DATA_FIELD_PREFIX + key, amount, ttl, now, self.key_prefix]
+    def _plan_incr(self, session: dict[str, Any], key: str, amount: int) -> _Write:
+        default_age = _checked_age(self.get_session_cookie_age(), "The session age")
+        redis_keys = [self._redis_key()]
+        user, index_args = self._index(session)
+        if user is not None:
+            redis_keys.append(self.names.index(user))
+        args = [DATA_FIELD_PREFIX + key, amount, default_age, *index_args]
+        return _Write(redis_keys, args, {})
 
     def _incr_locally(
         self, session: dict[str, Any], key: str, amount: int
     ) -> int | None:
         """Apply an increment that Redis need not see yet; else return None."""
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise TypeError(f"The amount must be an integer, not {amount!r}.")
         current = session.get(key, 0)
         if not isinstance(current, int) or isinstance(current, bool):
             raise TypeError(f"Session value {key!r} is not an integer.")
-        local = _encode(current) if key in session else None
-        changed_here = self._stored.get(key) != local
-        if self.session_key is not None and not self._unsaved_key and not changed_here:
+        if current + amount not in INT64:
+            raise ValueError(f"Session value {key!r} would overflow 64 bits.")
+        stored = self._stored or {}
+        local = encode(current) if key in session else None
+        changed_here = stored.get(key) != local
+        if (
+            self._state is State.STORED
+            and self._stored is not None
+            and not changed_here
+        ):
             return None
         self[key] = current + amount
         return current + amount
@@ -369,7 +478,8 @@ class SessionStore(SessionBase):
         if result is None:
             raise UpdateError("The session was deleted before it could be saved.")
         session[key] = result
-        self._stored[key] = _encode(result)
+        assert self._stored is not None
+        self._stored[key] = encode(result)
         self._ttl_fresh = True
         self.modified = True
         return result
@@ -378,37 +488,28 @@ class SessionStore(SessionBase):
 
     def delete(self, session_key: str | None = None) -> None:
         """Delete the session under this key (by default, the current one)."""
-        redis_keys = self._keys_to_delete(session_key)
-        if redis_keys:
+        redis_key = self._key_to_delete(session_key)
+        if redis_key is not None:
             with unavailable_on_error():
-                get_connection().delete(keys=redis_keys, args=self._delete_args())
+                get_connection().client.delete(redis_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
-        redis_keys = self._keys_to_delete(session_key)
-        if redis_keys:
+        redis_key = self._key_to_delete(session_key)
+        if redis_key is not None:
+            client = (await get_async_connection()).client
             with unavailable_on_error():
-                await get_async_connection().delete(
-                    keys=redis_keys, args=self._delete_args()
-                )
+                await client.delete(redis_key)
 
-    def _delete_args(self) -> list[str | int]:
-        return [int(clock()), self.key_prefix]
-
-    def _keys_to_delete(self, session_key: str | None) -> list[str]:
-        if session_key is not None:
-            verified = keys.verify(session_key)
-            if verified is None:
-                return []
-            if verified != self.session_key:
-                return [self._redis_key(verified)]
-        if self.session_key is None or self._deleted:
-            return []
-        redis_keys = [] if self._unsaved_key else [self._redis_key()]
-        if self._rotate_from is not None:
-            redis_keys.append(self._rotate_from)
-        self._deleted = True
-        self._rotate_from = None
-        return redis_keys
+    def _key_to_delete(self, session_key: str | None) -> str | None:
+        """Return the Redis key to delete, or None if there is nothing to do."""
+        if session_key is not None and session_key != self.session_key:
+            trusted = self._trusted(session_key)
+            return None if trusted is None else self._redis_key(trusted)
+        if self.session_key is None or self._state is State.DELETED:
+            return None
+        stored = self._state is State.STORED
+        self._state = State.DELETED
+        return self._redis_key() if stored else None
 
     def load_and_delete(self) -> None:
         """
@@ -417,25 +518,34 @@ class SessionStore(SessionBase):
         One round trip where load() then delete() take two, for logout, which
         must read who is leaving before it flushes.
         """
-        if hasattr(self, "_session_cache") or self.session_key is None:
+        if hasattr(self, "_session_cache"):
             self.delete()
             return
-        redis_keys = self._keys_to_delete(None)
-        with unavailable_on_error():
-            flat = get_connection().delete(keys=redis_keys, args=self._delete_args())
-        self._session_cache = self._apply_loaded(_pairs(flat))
-        self.accessed = True
+        redis_key = self._key_to_delete(None)
+        flat: list[bytes] = []
+        if redis_key is not None:
+            with unavailable_on_error():
+                flat = get_connection().load_and_delete(keys=[redis_key])
+        self._loaded_and_deleted(flat)
 
     async def aload_and_delete(self) -> None:
-        if hasattr(self, "_session_cache") or self.session_key is None:
+        if hasattr(self, "_session_cache"):
             await self.adelete()
             return
-        redis_keys = self._keys_to_delete(None)
-        with unavailable_on_error():
-            flat = await get_async_connection().delete(
-                keys=redis_keys, args=self._delete_args()
-            )
+        redis_key = self._key_to_delete(None)
+        flat: list[bytes] = []
+        if redis_key is not None:
+            connection = await get_async_connection()
+            with unavailable_on_error():
+                flat = await connection.load_and_delete(keys=[redis_key])
+        self._loaded_and_deleted(flat)
+
+    def _loaded_and_deleted(self, flat: list[bytes]) -> None:
+        key = self.session_key
         self._session_cache = self._apply_loaded(_pairs(flat))
+        # Still this request's key, so that flush() and the middleware see
+        # the session that ended; Redis no longer has it.
+        self._session_key, self._state = key, State.DELETED
         self.accessed = True
 
     @classmethod

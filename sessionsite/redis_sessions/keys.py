@@ -5,6 +5,11 @@ returns it, is ``<id>:<signature>``: 32 random characters from
 ``[a-z0-9]`` (165 bits) and an HMAC-SHA256 of them under ``SECRET_KEY``.
 Redis never sees the ID itself, only its SHA-256 (in base64url), so key names in
 ``MONITOR``, ``SCAN``, a dump or a replica do not reveal a live cookie.
+
+Every Redis key name is made here, through the key function of the cache
+entry that sessions use (its ``KEY_PREFIX``, ``VERSION`` and
+``KEY_FUNCTION`` apply), so that two sites configured apart never share a
+key, and no script builds one.
 """
 
 from __future__ import annotations
@@ -12,12 +17,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeIs
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core import signing
+from django.core.cache import caches
 from django.utils.crypto import constant_time_compare, get_random_string
 
+DEFAULT_PREFIX = "session"
 ID_LENGTH = 32
 SALT = "sessionsite.redis_sessions"
 # "<32 id chars>:<43 base64url chars of an HMAC-SHA256>"
@@ -68,12 +78,47 @@ def verify(value: object) -> str | None:
 
 
 def key_hash(session_key: str) -> str:
-    """Return the SHA-256 of a (verified) session key's ID, in base64url."""
-    digest = hashlib.sha256(session_key[:ID_LENGTH].encode()).digest()
+    """
+    Return the SHA-256 of a session key's ID, in base64url.
+
+    The ID of a signed key is the part before its signature, so that a key
+    re-signed after a SECRET_KEY rotation names the same session; a key set
+    directly (``session._session_key = ...``) is taken whole.
+    """
+    session_id = session_key[:ID_LENGTH] if is_well_formed(session_key) else session_key
+    digest = hashlib.sha256(session_id.encode()).digest()
     # base64url: the whole digest in 43 characters, where hex takes 64.
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def redis_key(prefix: str, session_key: str) -> str:
-    """Return the Redis key of a (verified) session key."""
-    return f"{prefix}:{key_hash(session_key)}"
+def key_prefix() -> str:
+    """Return SESSION_REDIS_KEY_PREFIX, or its default."""
+    prefix: str = getattr(settings, "SESSION_REDIS_KEY_PREFIX", DEFAULT_PREFIX)
+    return prefix
+
+
+@dataclass(frozen=True)
+class KeyNames:
+    """The Redis key names of sessions, users' indexes and "ended" marks."""
+
+    make_key: Callable[[str], str]
+    prefix: str
+
+    def session(self, key_hash: str) -> str:
+        return self.make_key(f"{self.prefix}:{key_hash}")
+
+    def index(self, user_id: str) -> str:
+        return self.make_key(f"{self.prefix}:user:{user_id}")
+
+    def ended(self, key_hash: str) -> str:
+        return self.make_key(f"{self.prefix}:ended:{key_hash}")
+
+    def sessions_pattern(self) -> str:
+        """Return a SCAN pattern that matches every session (and more)."""
+        return self.make_key(f"{self.prefix}:*")
+
+
+def names() -> KeyNames:
+    """Return the key names under the settings as they are now."""
+    cache = caches[settings.SESSION_CACHE_ALIAS]
+    return KeyNames(make_key=cache.make_key, prefix=key_prefix())

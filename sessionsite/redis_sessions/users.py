@@ -2,10 +2,15 @@
 Each user's sessions: list them, end one, all but some, or all.
 
 The engine's scripts keep, for every logged-in user, a sorted set of that
-user's sessions (see lua/index.lua) in the same atomic steps that create,
-rotate, save and delete them. Sessions are named by their key hash (the
+user's sessions scored by expiry, updated in the same atomic steps that
+create, rotate and save them. Sessions are named by their key hash (the
 SHA-256 of their ID, never the ID itself), which is safe to show and to put
 in a form: a user can only ever end sessions listed under their own id.
+
+An entry of a session that was deleted, or whose user changed, stays in the
+index until the index is next read (listing and ending drop it) or its
+expiry passes (every write prunes expired entries): what these functions
+return is always exact.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
-from . import engine, keys
+from . import keys
 from .connection import get_connection, unavailable_on_error
-from .engine import DATA_FIELD_PREFIX, key_prefix
+from .engine import DATA_FIELD_PREFIX, USER_FIELD, encode
+from .keys import KeyNames
 
 
 @dataclass(frozen=True)
@@ -32,24 +38,39 @@ class UserSession:
     data: dict[str, Any]
 
 
-def _index(user_id: object) -> str:
-    return f"{key_prefix()}:user:{user_id}"
+def _user_args(user_id: object) -> list[str | bytes]:
+    """Return the scripts' arguments that say which user a session must name."""
+    return [USER_FIELD, encode(str(user_id))]
+
+
+def _listed(names: KeyNames, user_id: object) -> list[str]:
+    """Return the names in the user's index (one round trip)."""
+    with unavailable_on_error():
+        members = get_connection().client.zrange(names.index(str(user_id)), 0, -1)
+    return [member.decode() for member in cast(list[bytes], members)]
 
 
 def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSession]:
     """
-    Return the user's live sessions, soonest to expire first, in one round trip.
+    Return the user's live sessions, soonest to expire first.
 
     fields names the session keys to read from each session (missing ones
-    are left out of its data).
+    are left out of its data). Two round trips: the index, then the
+    sessions it names (a script must be told every key it reads).
     """
-    args: list[str | int] = [
-        int(engine.clock()),
-        key_prefix(),
+    names = keys.names()
+    members = _listed(names, user_id)
+    if not members:
+        return []
+    args: list[str | int | bytes] = [
+        *_user_args(user_id),
+        len(fields),
         *(DATA_FIELD_PREFIX + f for f in fields),
+        *members,
     ]
+    redis_keys = [names.index(str(user_id)), *map(names.session, members)]
     with unavailable_on_error():
-        rows = get_connection().sessions_of(keys=[_index(user_id)], args=args)
+        rows = get_connection().sessions_of(keys=redis_keys, args=args)
     return [
         UserSession(
             key_hash=row[0].decode(),
@@ -74,18 +95,24 @@ def end_sessions(
     End the user's sessions named in only, or else all but those in keep.
 
     Return how many ended. Each ended session leaves a mark for as long as a
-    session lives, so that its next request can tell it was ended (ended()).
+    session lives, so that its next request can tell it was ended
+    (was_ended()). Ending named sessions takes one round trip; ending all
+    but some takes two (the index is read first).
     """
-    which, named = ("only", list(only)) if only is not None else ("except", list(keep))
-    args: list[str | int] = [
-        int(engine.clock()),
-        key_prefix(),
-        settings.SESSION_COOKIE_AGE,
-        which,
-        *named,
-    ]
+    names = keys.names()
+    if only is not None:
+        members = list(only)
+    else:
+        kept = set(keep)
+        members = [m for m in _listed(names, user_id) if m not in kept]
+    if not members:
+        return 0
+    redis_keys = [names.index(str(user_id))]
+    for member in members:
+        redis_keys += [names.session(member), names.ended(member)]
+    args = [*_user_args(user_id), settings.SESSION_COOKIE_AGE, *members]
     with unavailable_on_error():
-        return int(get_connection().end_sessions(keys=[_index(user_id)], args=args))
+        return int(get_connection().end_sessions(keys=redis_keys, args=args))
 
 
 def was_ended(session_key: str) -> bool:
@@ -93,22 +120,21 @@ def was_ended(session_key: str) -> bool:
     verified = keys.verify(session_key)
     if verified is None:
         return False
+    mark = keys.names().ended(keys.key_hash(verified))
     with unavailable_on_error():
-        mark = f"{key_prefix()}:ended:{keys.key_hash(verified)}"
         return bool(get_connection().client.exists(mark))
 
 
 def user_of(key_hash: str) -> str | None:
     """Return the id of the user a session (named by its key hash) belongs to."""
     with unavailable_on_error():
-        raw = get_connection().client.hget(
-            f"{key_prefix()}:{key_hash}", DATA_FIELD_PREFIX + "_auth_user_id"
-        )
+        raw = get_connection().client.hget(keys.names().session(key_hash), USER_FIELD)
     return None if raw is None else str(json.loads(raw))
 
 
 def count_sessions() -> int:
     """Count the sessions in Redis with SCAN, which never blocks the server."""
     client = get_connection().client
+    pattern = keys.names().sessions_pattern()
     with unavailable_on_error():
-        return sum(1 for _ in client.scan_iter(match=f"{key_prefix()}:*", _type="HASH"))
+        return sum(1 for _ in client.scan_iter(match=pattern, _type="HASH"))

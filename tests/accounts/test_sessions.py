@@ -14,7 +14,7 @@ from django.test import Client
 from accounts import services
 from sessionsite.redis_sessions import keys
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, session_redis_key, user_index
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +123,7 @@ class TestPasswordChange:
 
     def test_other_sessions_are_deleted_from_redis_at_once(self, user, redis_client):
         laptop, phone = device(), device(IPHONE)
-        phone_redis_key = keys.redis_key("session", phone.cookies[COOKIE].value)
+        phone_redis_key = session_redis_key(phone.cookies[COOKIE].value)
         assert self.change(laptop).status_code == HTTPStatus.FOUND
         assert redis_client.exists(phone_redis_key) == 0
 
@@ -171,7 +171,7 @@ class TestTimeouts:
         self, user, redis_client
     ):
         laptop = device()
-        redis_client.delete(keys.redis_key("session", laptop.cookies[COOKIE].value))
+        redis_client.delete(session_redis_key(laptop.cookies[COOKIE].value))
         response = laptop.get("/dashboard/", follow=True)
         assert follow_messages(response) == [
             "Your session expired. Please sign in again."
@@ -181,7 +181,7 @@ class TestTimeouts:
         self, user, redis_client, monkeypatch
     ):
         laptop = device()
-        redis_key = keys.redis_key("session", laptop.cookies[COOKIE].value)
+        redis_key = session_redis_key(laptop.cookies[COOKIE].value)
         start = services.clock()
         redis_client.expire(redis_key, 100)
         monkeypatch.setattr(services, "clock", lambda: start + 30)
@@ -249,12 +249,14 @@ class TestCommand:
     def test_a_key_hash_that_starts_with_a_dash_is_accepted(self, user, redis_client):
         laptop = device()
         dashed = "-" + key_hash(laptop)[1:]
-        redis_client.rename(f"session:{key_hash(laptop)}", f"session:{dashed}")
-        redis_client.zadd(f"session:user:{user.pk}", {dashed: 9_999_999_999})
+        redis_client.rename(
+            keys.names().session(key_hash(laptop)), keys.names().session(dashed)
+        )
+        redis_client.zadd(user_index(user.pk), {dashed: 9_999_999_999})
         assert (
             self.run("revoke", f"--key-hash={dashed}") == f"Ended session {dashed}.\n"
         )
-        assert redis_client.exists(f"session:{dashed}") == 0
+        assert redis_client.exists(keys.names().session(dashed)) == 0
 
     def test_an_unknown_user_is_an_error(self, user):
         with pytest.raises(CommandError, match="No user named 'nobody'"):

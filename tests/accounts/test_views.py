@@ -10,8 +10,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from sessionsite.redis_sessions import users
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, session_redis_key
 
 pytestmark = pytest.mark.django_db
 
@@ -134,7 +135,8 @@ class TestDashboard:
         facts = client.get("/dashboard/").context["facts"]
         assert facts.signed_in_at is not None
         assert facts.expires_at > facts.signed_in_at
-        assert facts.redis_key.startswith("session:")
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert facts.redis_key == session_redis_key(cookie)
 
     def test_counts_up_on_each_view(self, client, user):
         log_in(client)
@@ -171,9 +173,11 @@ class TestVisits:
 class TestLogout:
     def test_destroys_the_session_and_its_cookie(self, client, user, redis_client):
         log_in(client)
+        session_key = client.cookies[COOKIE].value
         response = client.post("/logout/")
         assert response.cookies[COOKIE].value == ""
-        assert redis_client.dbsize() == 0
+        assert redis_client.exists(session_redis_key(session_key)) == 0
+        assert users.sessions_of(user.pk) == []
 
     def test_redirects_to_login_with_a_message(self, client, user):
         log_in(client)

@@ -10,12 +10,14 @@ from datetime import timedelta
 
 import pytest
 import redis
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.management import call_command
 from django.utils import timezone
 
 from sessionsite.redis_sessions import keys
 from sessionsite.redis_sessions.engine import SessionStore
+from tests.conftest import session_redis_key
 
 
 def stored(data: dict[str, object] | None = None) -> SessionStore:
@@ -35,7 +37,7 @@ def loaded(session_key: str | None) -> SessionStore:
 
 def redis_key(session: SessionStore) -> str:
     assert session.session_key is not None
-    return keys.redis_key("session", session.session_key)
+    return session_redis_key(session.session_key)
 
 
 def test_new_session_has_no_key_until_saved() -> None:
@@ -166,13 +168,40 @@ def test_cycle_key_keeps_changes_another_request_made_meanwhile() -> None:
     assert dict(SessionStore(session.session_key).items()) == {"a": 1, "b": 2}
 
 
-def test_cycle_key_of_a_session_deleted_meanwhile_does_not_recreate_it() -> None:
+def test_cycle_key_of_a_signed_in_session_deleted_meanwhile_raises() -> None:
+    session = loaded(stored({SESSION_KEY: "1"}).session_key)
+    SessionStore(session.session_key).delete()
+    with pytest.raises(UpdateError):
+        session.cycle_key()
+    assert not SessionStore().exists(session.session_key)
+
+
+def test_cycle_key_of_an_anonymous_session_deleted_meanwhile_starts_afresh() -> None:
+    # A login form sent twice: the second request's session was rotated
+    # away by the first; its login goes on under a session of its own.
     session = loaded(stored({"a": 1}).session_key)
     SessionStore(session.session_key).delete()
     session.cycle_key()
-    with pytest.raises(UpdateError):
-        session.save()
-    assert not SessionStore().exists(session.session_key or "")
+    session.save()
+    assert dict(SessionStore(session.session_key).items()) == {"a": 1}
+
+
+def test_cycle_key_removes_the_old_key_before_it_returns() -> None:
+    session = loaded(stored({"a": 1}).session_key)
+    old_key = session.session_key
+    session.cycle_key()
+    assert not SessionStore().exists(old_key)
+    assert dict(SessionStore(session.session_key).items()) == {"a": 1}
+
+
+def test_deleting_the_old_key_after_cycle_key_leaves_the_new_one() -> None:
+    session = loaded(stored({"a": 1}).session_key)
+    old_key = session.session_key
+    session.cycle_key()
+    session.delete(old_key)
+    session["b"] = 2
+    session.save()
+    assert dict(SessionStore(session.session_key).items()) == {"a": 1, "b": 2}
 
 
 def test_cycle_key_of_a_new_session_creates_it_on_save() -> None:
@@ -243,7 +272,8 @@ def test_no_redis_key_or_value_contains_the_session_id(
     session_id = session.session_key[: keys.ID_LENGTH].encode()
     names = list(redis_client.scan_iter())
     digest = base64.urlsafe_b64encode(hashlib.sha256(session_id).digest())
-    assert names == [b"session:" + digest.rstrip(b"=")]
+    assert names == [session_redis_key(session.session_key).encode()]
+    assert names[0].endswith(b":session:" + digest.rstrip(b"="))
     assert all(session_id not in value for value in redis_client.hvals(names[0]))
 
 
@@ -444,7 +474,7 @@ class TestCorruptedData:
         self, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
     ) -> None:
         session_key = keys.new_session_key()
-        redis_client.set(keys.redis_key("session", session_key), "not a hash")
+        redis_client.set(session_redis_key(session_key), "not a hash")
         with caplog.at_level(logging.WARNING, "django.security.SuspiciousSession"):
             session = SessionStore(session_key)
             assert dict(session.items()) == {}
@@ -465,7 +495,7 @@ class TestCorruptedData:
         self, redis_client: redis.Redis
     ) -> None:
         session_key = keys.new_session_key()
-        redis_client.set(keys.redis_key("session", session_key), "not a hash")
+        redis_client.set(session_redis_key(session_key), "not a hash")
         session = SessionStore(session_key)
         session["a"] = 1
         session.save()

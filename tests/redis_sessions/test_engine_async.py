@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import UpdateError
 
 from sessionsite.redis_sessions import keys
@@ -86,12 +87,18 @@ async def test_acycle_key_moves_the_data_to_a_new_key() -> None:
     assert not await SessionStore().aexists(old_key or "")
 
 
-async def test_acycle_key_of_a_session_deleted_meanwhile_raises_update_error() -> None:
-    session = await loaded((await stored({"a": 1})).session_key)
+async def test_acycle_key_of_a_signed_in_session_deleted_meanwhile_raises() -> None:
+    session = await loaded((await stored({SESSION_KEY: "1"})).session_key)
     await SessionStore(session.session_key).adelete()
-    await session.acycle_key()
     with pytest.raises(UpdateError):
-        await session.asave()
+        await session.acycle_key()
+
+
+async def test_acycle_key_removes_the_old_key_before_it_returns() -> None:
+    session = await loaded((await stored({"a": 1})).session_key)
+    old_key = session.session_key
+    await session.acycle_key()
+    assert not await SessionStore().aexists(old_key)
 
 
 async def test_asave_of_a_deleted_session_raises_update_error() -> None:

@@ -97,7 +97,7 @@ def test_the_sync_client_has_short_timeouts_and_no_retries():
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("close_async_redis")
 async def test_the_async_client_has_short_timeouts_and_no_retries():
-    pool = connection.get_async_connection().client.connection_pool
+    pool = (await connection.get_async_connection()).client.connection_pool
     made = pool.make_connection()
     assert made.socket_timeout == 0.5
     assert made.socket_connect_timeout == 0.5

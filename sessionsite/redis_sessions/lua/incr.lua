@@ -1,20 +1,29 @@
 -- Add to an integer in a session, atomically, refresh its TTL and its
--- place in its user's index (index.lua, in front of this script).
+-- place in its user's index (helpers: common.lua).
 --
--- KEYS[1]  the session's hash: <prefix>:<SHA-256 of the session ID>
+-- KEYS[1]  the session's hash
+-- KEYS[2]  optional: the index of the user the session names
 -- ARGV[1]  the field ("d:" and the session key)
 -- ARGV[2]  the amount to add (an integer, may be negative)
--- ARGV[3]  time to live in seconds
--- ARGV[4]  now, as Unix time in seconds
--- ARGV[5]  the key prefix
+-- ARGV[3]  the default age in seconds (SESSION_COOKIE_AGE)
+-- ARGV[4]  the field that names the session's user ("d:_auth_user_id")
+-- ARGV[5]  that field's value for which KEYS[2] is the index
+-- ARGV[6]  the session's name in the index (its key hash)
 --
 -- Returns the new value, or nil when the session no longer exists (the
 -- counter must not bring a logged-out session back). A field that holds
--- something other than an integer makes HINCRBY fail; the error reply
--- reaches the caller and nothing is written.
+-- something other than an integer, or a sum past 64 bits, makes HINCRBY
+-- fail; the error reply reaches the caller and nothing is written.
 if redis.call("EXISTS", KEYS[1]) == 0 then return false end
 local value = redis.call("HINCRBY", KEYS[1], ARGV[1], ARGV[2])
-local ttl, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = clock()
+local ttl = ttl_of(KEYS[1], tonumber(ARGV[3]), now)
+if ttl <= 0 then
+  redis.call("DEL", KEYS[1])
+  return value
+end
 redis.call("EXPIRE", KEYS[1], ttl)
-reindex(ARGV[5], user_of(KEYS[1]), KEYS[1], now + ttl, now)
+if KEYS[2] and redis.call("HGET", KEYS[1], ARGV[4]) == ARGV[5] then
+  reindex(KEYS[2], ARGV[6], now + ttl, now)
+end
 return value

@@ -1,30 +1,35 @@
--- List one user's sessions (index.lua in front of this script), dropping
--- the members that expired or whose session is gone.
+-- List one user's live sessions, dropping from the user's index the members
+-- that expired, whose session is gone, or whose session names someone else.
 --
--- KEYS[1]  the user's index: <prefix>:user:<user id>
--- ARGV[1]  now, as Unix time in seconds
--- ARGV[2]  the key prefix
--- ARGV[3..] the hash fields to return for each session
+-- KEYS[1]        the user's index
+-- KEYS[2 .. n+1] the hashes of the sessions the index listed
+-- ARGV[1]        the field that names a session's user ("d:_auth_user_id")
+-- ARGV[2]        that field's value for this user
+-- ARGV[3]        f, how many fields to return for each session
+-- ARGV[4 .. 3+f] the fields
+-- ARGV[4+f ..]   the names of KEYS[2 ..] in the index, in the same order
 --
 -- Returns, for each live session: its name in the index, its expiry (Unix
 -- time, as a string) and the values of the fields asked for (false where
 -- a field is absent).
-local now, prefix = tonumber(ARGV[1]), ARGV[2]
-redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", now)
-local fields = {unpack(ARGV, 3)}
+local now = tonumber(redis.call("TIME")[1])
+local nfields = tonumber(ARGV[3])
+local fields = {}
+for i = 1, nfields do fields[i] = ARGV[3 + i] end
 local result = {}
-local listed = redis.call("ZRANGE", KEYS[1], 0, -1, "WITHSCORES")
-for i = 1, #listed, 2 do
-  local key = prefix .. ":" .. listed[i]
-  if redis.call("EXISTS", key) == 1 then
-    local entry = {listed[i], listed[i + 1]}
-    if #fields > 0 then
-      local values = redis.call("HMGET", key, unpack(fields))
-      for j = 1, #fields do entry[#entry + 1] = values[j] end
+for i = 2, #KEYS do
+  local member = ARGV[3 + nfields + i - 1]
+  local score = redis.call("ZSCORE", KEYS[1], member)
+  if score and tonumber(score) > now
+      and redis.call("HGET", KEYS[i], ARGV[1]) == ARGV[2] then
+    local entry = {member, score}
+    if nfields > 0 then
+      local values = redis.call("HMGET", KEYS[i], unpack(fields))
+      for j = 1, nfields do entry[#entry + 1] = values[j] end
     end
     result[#result + 1] = entry
-  else
-    redis.call("ZREM", KEYS[1], listed[i])
+  elseif score then
+    redis.call("ZREM", KEYS[1], member)
   end
 end
 return result
