@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -32,9 +33,19 @@ class RedisProcess:
     """One server on a loopback port, its data in a directory of its own."""
 
     def __init__(
-        self, data_dir: Path, *, appendonly: bool = False, appendfsync: str = "always"
+        self,
+        data_dir: Path,
+        *,
+        appendonly: bool = False,
+        appendfsync: str = "always",
+        binary: str | None = None,
+        extra_args: Sequence[str] = (),
+        password: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.binary = binary or server_binary()
+        self.extra_args = [*extra_args]
+        self.password = password
         self.port = free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -43,12 +54,15 @@ class RedisProcess:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
         """Return the test's own client of this server (one, closed with it)."""
         if self._client is None:
-            self._client = redis.Redis(port=self.port, socket_timeout=5)
+            self._client = redis.Redis(
+                port=self.port, socket_timeout=5, password=self.password
+            )
         return self._client
 
     def _close_client(self) -> None:
@@ -59,7 +73,7 @@ class RedisProcess:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            server_binary(),
+            self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
@@ -68,6 +82,8 @@ class RedisProcess:
             # "always": every write on disk before the reply, so that a kill
             # loses nothing; "everysec" is what the compose file runs.
             "--appendfsync", self.appendfsync,
+            *(["--requirepass", self.password] if self.password else []),
+            *self.extra_args,
         ]  # fmt: skip
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

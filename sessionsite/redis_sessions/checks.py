@@ -13,6 +13,8 @@ ENGINE = "sessionsite.redis_sessions.engine"
 MIDDLEWARE = "sessionsite.redis_sessions.middleware.SessionMiddleware"
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 REDIS_BACKEND = "django_redis.cache.RedisCache"
+JSON_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+REDIS_CLIENT = "redis.client.Redis"
 MAX_TIMEOUT = 2.0
 
 
@@ -21,7 +23,12 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     """Check the cache entry, middleware and key prefix that sessions use."""
     if settings.SESSION_ENGINE != ENGINE:
         return []
-    return [*_check_cache(), *_check_middleware(), *_check_prefix()]
+    return [
+        *_check_cache(),
+        *_check_middleware(),
+        *_check_prefix(),
+        *_check_serializer(),
+    ]
 
 
 def _check_cache() -> list[CheckMessage]:
@@ -55,6 +62,18 @@ def _check_cache() -> list[CheckMessage]:
         ]
     options: dict[str, Any] = config.get("OPTIONS", {})
     messages: list[CheckMessage] = []
+    client_class = options.get("REDIS_CLIENT_CLASS", REDIS_CLIENT)
+    if client_class not in (REDIS_CLIENT, "redis.Redis"):
+        messages.append(
+            Error(
+                f"CACHES[{alias!r}]['OPTIONS']['REDIS_CLIENT_CLASS'] is "
+                f"{client_class!r}, which the session engine cannot use: its "
+                "async path needs redis.asyncio.Redis, built from the same pool.",
+                hint="Remove REDIS_CLIENT_CLASS, or give sessions a cache entry "
+                "of their own (SESSION_CACHE_ALIAS).",
+                id="redis_sessions.E007",
+            )
+        )
     for option in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"):
         value = options.get(option)
         if not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT:
@@ -91,5 +110,20 @@ def _check_prefix() -> list[CheckMessage]:
             f"SESSION_REDIS_KEY_PREFIX is {prefix!r}.",
             hint="Set it to a non-empty string, such as 'session'.",
             id="redis_sessions.E005",
+        )
+    ]
+
+
+def _check_serializer() -> list[CheckMessage]:
+    if settings.SESSION_SERIALIZER == JSON_SERIALIZER:
+        return []
+    return [
+        Error(
+            f"SESSION_SERIALIZER is {settings.SESSION_SERIALIZER!r}; the Redis "
+            "session engine stores each value as JSON.",
+            hint="Its scripts read values in Redis (the user's id, counters), "
+            "and pickle in Redis would let whoever can write to Redis run code "
+            f"in the web workers. Set SESSION_SERIALIZER to {JSON_SERIALIZER!r}.",
+            id="redis_sessions.E006",
         )
     ]

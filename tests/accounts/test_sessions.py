@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts import services
-from sessionsite.redis_sessions import keys
+from sessionsite.redis_sessions import keys, users
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.conftest import PASSWORD, session_redis_key, user_index
 
@@ -210,6 +210,27 @@ def test_the_cap_ends_the_oldest_session(user, settings, monkeypatch):
     monkeypatch.setattr(services, "clock", lambda: start + 2)
     third = device(ip="192.0.2.1")
     assert [session_exists(c) for c in (first, second, third)] == [False, True, True]
+
+
+def sign_in_again(client: Client) -> None:
+    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+
+
+@pytest.mark.parametrize("again", ["oldest", "newest"])
+def test_signing_in_again_under_the_cap_ends_no_other_session(
+    user, settings, monkeypatch, again
+):
+    settings.SESSION_MAX_PER_USER = 2
+    start = services.clock()
+    monkeypatch.setattr(services, "clock", lambda: start)
+    first = device()
+    monkeypatch.setattr(services, "clock", lambda: start + 1)
+    second = device(IPHONE)
+    monkeypatch.setattr(services, "clock", lambda: start + 2)
+    sign_in_again(first if again == "oldest" else second)
+    assert [session_exists(c) for c in (first, second)] == [True, True]
+    assert len(users.sessions_of(user.pk)) == 2
 
 
 class TestCommand:

@@ -60,3 +60,15 @@ def test_missing_or_long_timeouts_are_w001(settings):
         }
     }
     assert ids(settings) == ["redis_sessions.W001", "redis_sessions.W001"]
+
+
+def test_a_serializer_other_than_json_is_e006(settings):
+    settings.SESSION_SERIALIZER = "myapp.serializers.PickleSerializer"
+    assert ids(settings) == ["redis_sessions.E006"]
+
+
+def test_a_custom_redis_client_class_is_e007(settings):
+    default = settings.CACHES["default"]
+    options = {**default["OPTIONS"], "REDIS_CLIENT_CLASS": "myapp.TracingRedis"}
+    settings.CACHES = {"default": {**default, "OPTIONS": options}}
+    assert ids(settings) == ["redis_sessions.E007"]

@@ -1,0 +1,134 @@
+"""The engine's Redis clients: built from one configuration, closed when done."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import trustme
+from asgiref.sync import async_to_sync
+from django.test import override_settings
+
+from sessionsite.redis_sessions import connection
+from sessionsite.redis_sessions.engine import SessionStore
+from tests.conftest import caches_for, stored_key
+from tests.redis_process import RedisProcess, free_port
+
+
+def connected_clients(client: redis.Redis) -> int:
+    return int(client.info("clients")["connected_clients"])
+
+
+def settle(client: redis.Redis, expected: int) -> int:
+    """Return the server's client count once it is expected, or after 2 s."""
+    deadline = time.monotonic() + 2
+    while (count := connected_clients(client)) != expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return count
+
+
+def test_async_calls_from_sync_code_close_their_connections(redis_client):
+    key = stored_key()
+    before = connected_clients(redis_client)
+    for _ in range(5):
+        assert async_to_sync(SessionStore(key).aload)() == {"visits": 1}
+    gc.collect()  # an unclosed socket would warn here, and warnings fail tests
+    assert settle(redis_client, before) == before
+
+
+def test_the_async_pool_has_the_sync_pools_settings():
+    sync_pool = redis.BlockingConnectionPool.from_url(
+        "rediss://user:secret@127.0.0.1:6380/3?health_check_interval=7",
+        socket_keepalive=True,
+        socket_timeout=0.25,
+        ssl_ca_certs="/etc/ssl/certs/ca-certificates.crt",
+        max_connections=9,
+        timeout=0.75,
+    )
+    pool = connection.async_pool_for(sync_pool)
+    assert isinstance(pool, redis.asyncio.BlockingConnectionPool)
+    assert pool.connection_class is redis.asyncio.SSLConnection
+    assert (pool.max_connections, pool.timeout) == (9, 0.75)
+    kwargs = pool.connection_kwargs
+    assert kwargs["username"] == "user"
+    assert kwargs["password"] == "secret"
+    assert kwargs["db"] == 3
+    assert kwargs["health_check_interval"] == 7
+    assert kwargs["socket_keepalive"] is True
+    assert kwargs["socket_timeout"] == 0.25
+    assert kwargs["ssl_ca_certs"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_an_option_redis_asyncio_lacks_is_refused():
+    sync_pool = redis.ConnectionPool.from_url(
+        "rediss://127.0.0.1:6380/0", ssl_validate_ocsp=True
+    )
+    with pytest.raises(connection.ImproperlyConfigured, match="ssl_validate_ocsp"):
+        connection.async_pool_for(sync_pool)
+
+
+def both_clients_work() -> None:
+    session = SessionStore()
+    session["visits"] = 1
+    session.save()
+    assert async_to_sync(SessionStore(session.session_key).aload)() == {"visits": 1}
+    later = SessionStore(session.session_key)
+    async_to_sync(later.aincr)("visits")
+    assert later.load() == {"visits": 2}
+
+
+def test_a_password_protected_redis_works_for_both_clients(tmp_path: Path):
+    server = RedisProcess(tmp_path, password="s3cret-for-the-test")
+    server.start()
+    try:
+        with override_settings(CACHES=caches_for(server.url)):
+            both_clients_work()
+    finally:
+        server.stop()
+
+
+def tls_server_binary() -> str:
+    """Return Debian's redis-server, which is built with TLS (Valkey's wheel is not)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs redis-server; it is missing")
+        pytest.skip("needs Debian's redis-server (apt-get install redis-server)")
+    return binary
+
+
+def test_a_tls_redis_works_for_both_clients(tmp_path: Path):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file, cert_file, key_file = (tmp_path / n for n in ("ca.pem", "c.pem", "k.pem"))
+    ca.cert_pem.write_to_path(ca_file)
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    tls_port = free_port()
+    server = RedisProcess(
+        tmp_path / "data",
+        binary=tls_server_binary(),
+        extra_args=[
+            "--tls-port", str(tls_port),
+            "--tls-cert-file", str(cert_file),
+            "--tls-key-file", str(key_file),
+            "--tls-ca-cert-file", str(ca_file),
+            "--tls-auth-clients", "no",
+        ],
+    )  # fmt: skip
+    server.start()
+    try:
+        caches = caches_for(f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={ca_file}")
+        with override_settings(CACHES=caches):
+            both_clients_work()
+            sync_class = connection.get_connection().client.connection_pool
+            assert sync_class.connection_class is redis.SSLConnection
+    finally:
+        server.stop()

@@ -1,0 +1,182 @@
+"""
+What a review of the engine against Django's session contract found, kept fixed.
+
+Each test names the behaviour Django's other backends have and callers rely on.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+import redis
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import UpdateError
+
+from sessionsite.redis_sessions import users
+from sessionsite.redis_sessions.engine import SessionStore
+from tests.conftest import session_redis_key
+
+
+def stored(data: dict[str, object]) -> SessionStore:
+    session = SessionStore()
+    session.update(data)
+    session.save()
+    return session
+
+
+class TestClearOnAStoreThatNeverLoaded:
+    def test_saving_empties_the_session_in_redis(self, redis_client: redis.Redis):
+        key = stored({"a": 1, "b": 2}).session_key
+        session = SessionStore(key)
+        session.clear()
+        session.save()
+        assert SessionStore(key).load() == {}
+        assert redis_client.hexists(session_redis_key(key), "d:a") == 0
+
+    def test_signs_the_user_out(self):
+        key = stored({SESSION_KEY: "1", "visits": 3}).session_key
+        session = SessionStore(key)
+        session.clear()
+        session["theme"] = "dark"
+        session.save()
+        assert SessionStore(key).load() == {"theme": "dark"}
+        assert users.sessions_of("1") == []
+
+
+def test_a_second_login_from_one_anonymous_session_gets_its_own_session():
+    # A login form sent twice: both requests loaded the anonymous session
+    # before the first renamed it; the second must not fail.
+    key = stored({"visits": 1}).session_key
+    first, second = SessionStore(key), SessionStore(key)
+    first.keys(), second.keys()
+    first.cycle_key()
+    second.cycle_key()
+    second[SESSION_KEY] = "1"
+    second.save()
+    assert first.session_key != second.session_key
+    assert SessionStore(second.session_key).load() == {"visits": 1, SESSION_KEY: "1"}
+
+
+def test_load_without_a_key_returns_nothing_and_sends_nothing(round_trips):
+    session = SessionStore()
+    assert session.load() == {}
+    assert round_trips == []
+
+
+def test_a_key_set_directly_is_kept_and_saved_under_it():
+    session = SessionStore()
+    session["a"] = 1
+    session._session_key = "12345678"
+    session.save(must_create=True)
+    assert session.session_key == "12345678"
+    assert session.exists("12345678")
+    direct = SessionStore()
+    direct._session_key = "12345678"
+    assert direct.load() == {"a": 1}
+
+
+def test_a_forged_cookie_never_reaches_redis(round_trips):
+    forged = "a" * 32 + ":" + "b" * 43
+    assert SessionStore(forged).session_key is None
+    assert SessionStore().exists(forged) is False
+    assert round_trips == []
+
+
+class TestErrorsThatAreNotOutages:
+    def test_a_huge_expiry_is_a_value_error_before_any_redis_call(self, round_trips):
+        session = SessionStore()
+        session["a"] = 1
+        session.set_expiry(10**16)
+        with pytest.raises(ValueError, match="more than Redis can keep"):
+            session.save()
+        assert round_trips == []
+
+    def test_a_counter_past_64_bits_is_a_value_error(self):
+        key = stored({"visits": 2**63 - 1}).session_key
+        with pytest.raises(ValueError, match="overflow"):
+            SessionStore(key).incr("visits")
+
+    def test_a_counter_that_redis_overflows_is_a_value_error(self, redis_client):
+        key = stored({"visits": 1}).session_key
+        session = SessionStore(key)
+        session.keys()
+        redis_client.hset(session_redis_key(key), "d:visits", 2**63 - 1)
+        with pytest.raises(ValueError, match="overflow"):
+            session.incr("visits")
+
+    def test_an_amount_that_is_not_an_integer_is_a_type_error(self, round_trips):
+        session = SessionStore()
+        with pytest.raises(TypeError):
+            session.incr("visits", 1.5)  # type: ignore[arg-type]
+        assert round_trips == []
+
+    def test_a_wrong_type_at_the_key_while_saving_is_no_outage(
+        self, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+    ):
+        key = stored({"a": 1}).session_key
+        session = SessionStore(key)
+        session.keys()
+        redis_client.delete(session_redis_key(key))
+        redis_client.set(session_redis_key(key), "not a hash")
+        session["a"] = 2
+        with (
+            caplog.at_level(logging.ERROR, "sessionsite.redis_sessions"),
+            pytest.raises(redis.ResponseError, match="WRONGTYPE"),
+        ):
+            session.save()
+        assert caplog.messages == []
+
+    def test_delete_then_load_and_delete_sends_one_delete(self, round_trips):
+        key = stored({"a": 1}).session_key
+        round_trips.clear()
+        session = SessionStore(key)
+        session.delete()
+        session.load_and_delete()
+        assert round_trips == ["DEL"]
+
+
+class TestTheTtlFollowsTheStoredExpiry:
+    def test_a_stale_request_does_not_restore_the_old_expiry(
+        self, redis_client: redis.Redis
+    ):
+        key = stored({"a": 1}).session_key
+        stale = SessionStore(key)
+        stale.keys()
+        other = SessionStore(key)
+        other.set_expiry(60)
+        other.save()
+        stale["b"] = 2
+        stale.save()
+        assert 0 < redis_client.ttl(session_redis_key(key)) <= 60
+
+    def test_an_increment_keeps_an_absolute_expiry(self, redis_client: redis.Redis):
+        session = SessionStore()
+        session["visits"] = 1
+        session.set_expiry(timedelta(seconds=90))
+        session.save()
+        SessionStore(session.session_key).incr("visits")
+        assert 0 < redis_client.ttl(session_redis_key(session.session_key)) <= 90
+
+    def test_removing_the_custom_expiry_goes_back_to_the_default(
+        self, redis_client: redis.Redis, settings
+    ):
+        session = SessionStore()
+        session["a"] = 1
+        session.set_expiry(60)
+        session.save()
+        session.set_expiry(None)
+        session.save()
+        ttl = redis_client.ttl(session_redis_key(session.session_key))
+        assert settings.SESSION_COOKIE_AGE - 5 < ttl <= settings.SESSION_COOKIE_AGE
+
+    def test_a_signed_in_session_that_was_deleted_is_not_saved_back(self):
+        key = stored({SESSION_KEY: "1"}).session_key
+        session = SessionStore(key)
+        session.keys()
+        SessionStore(key).delete()
+        session["a"] = 1
+        with pytest.raises(UpdateError):
+            session.save()
+        assert users.sessions_of("1") == []
