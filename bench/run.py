@@ -207,7 +207,8 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
         f"{SECONDS} s per run, {ROUNDS} alternating rounds. Medians, (min-max).",
         "",
         "| engine | read-and-change req/s | ratio to ours | p50 ms | p99 ms "
-        "| read-only req/s | round trips: login / read-and-change / read-only / "
+        "| read-only req/s | round trips: login (from no session / from an "
+        "anonymous session with data) / read-and-change / read-only / "
         "logout | bytes to Redis: read-and-change | Redis memory per session "
         "(hash-max-listpack-value 128 / Redis default 64) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -215,9 +216,14 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
     for engine in ENGINES:
         change = runs[(engine, "read_and_change")]
         m = exact[engine]
+        logins = f"({m['login']['round_trips']} / "
+        logins += f"{m['login_from_anonymous']['round_trips']})"
         trips = " / ".join(
-            str(m[kind]["round_trips"])
-            for kind in ("login", "read_and_change", "read_only", "logout")
+            [logins]
+            + [
+                str(m[kind]["round_trips"])
+                for kind in ("read_and_change", "read_only", "logout")
+            ]
         )
         recommended, default = m["memory_per_session_128"], m["memory_per_session_64"]
         memory = f"{recommended} B / {default} B" if recommended else "none"

@@ -34,6 +34,13 @@ def read_and_change(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def anonymous_visit(request: HttpRequest) -> HttpResponse:
+    """Give an anonymous visitor a session with data, as a visit counter does."""
+    request.session["visits"] = request.session.get("visits", 0) + 1
+    return HttpResponse(str(request.session["visits"]))
+
+
+@require_GET
 def read_only(request: HttpRequest) -> HttpResponse:
     """Read the session and change nothing."""
     return HttpResponse(str(request.session.get("_auth_user_id")))
