@@ -302,7 +302,9 @@ def test_a_user_logs_in_counts_visits_and_logs_out(stack):
     assert visitor.log_in(*DEMO).status == HTTPStatus.FOUND
     assert [visit(visitor)["visits"] for _ in range(3)] == [1, 2, 3]
     assert visitor.post("/logout/").status == HTTPStatus.FOUND
-    assert visitor.get("/dashboard/").status == HTTPStatus.FOUND
+    response = visitor.get("/dashboard/")
+    assert response.status == HTTPStatus.FOUND
+    assert response.headers["Location"].startswith("/login/")
 
 
 @pytest.mark.parametrize(
