@@ -26,11 +26,21 @@ class Response:
 
 
 class Browser:
-    """One visitor: a cookie jar, safe to share between threads."""
+    """One visitor: a cookie jar, safe to share between threads.
 
-    def __init__(self, port: int, *, timeout: float = 10) -> None:
+    headers go with every request, as a proxy in front of the server adds them.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        timeout: float = 10,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.timeout = timeout
+        self.headers = headers or {}
         self.cookies: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -46,7 +56,7 @@ class Browser:
             cookie = "; ".join(
                 f"{name}={value}" for name, value in self.cookies.items()
             )
-        sent = {"Cookie": cookie, **(headers or {})}
+        sent = {"Cookie": cookie, **self.headers, **(headers or {})}
         body = None
         if data is not None:
             body = urlencode(data)
@@ -72,7 +82,7 @@ class Browser:
 
     def at(self, port: int) -> Browser:
         """Return the same visitor (same cookie jar) talking to another server."""
-        other = Browser(port, timeout=self.timeout)
+        other = Browser(port, timeout=self.timeout, headers=self.headers)
         other.cookies, other._lock = self.cookies, self._lock
         return other
 

@@ -7,10 +7,7 @@ Needs a Docker engine (.ci/run starts one, with the stand-in base images from
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from django.conf import settings
 
+from tests.docker_engine import docker, require_engine
 from tests.http_client import Browser
 from tests.redis_process import RedisProcess, free_port
 from tests.site_process import ROOT
@@ -34,25 +32,9 @@ JSON = {"Accept": "application/json"}
 COOKIE = settings.SESSION_COOKIE_NAME
 
 
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=check, timeout=600
-    )
-
-
-def engine_running() -> bool:
-    if not shutil.which("docker"):
-        return False
-    return docker("info", check=False).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def image() -> str:
-    if not engine_running():
-        reason = "no Docker engine: run ../shared/docker/stand-in-images first"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_engine()
     docker("build", "--network", "host", "--tag", TAG, str(ROOT))
     return TAG
 
@@ -189,24 +171,3 @@ def test_docker_stop_lets_a_request_in_flight_finish_and_exits_0(container):
         ).stdout.strip()
         == "0"
     )
-
-
-def test_the_compose_file_is_valid(tmp_path):
-    if not shutil.which("docker-compose"):
-        if os.environ.get("CI"):
-            pytest.fail("docker-compose is missing (.ci/run installs it)")
-        pytest.skip("docker-compose is not installed: apt-get install docker-compose")
-    result = subprocess.run(
-        [
-            "docker-compose",
-            "--file",
-            str(ROOT / "docker-compose.yml"),
-            "config",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DJANGO_SECRET_KEY": "x", "POSTGRES_PASSWORD": "y"},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
