@@ -15,16 +15,19 @@ key, and no script builds one.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeIs
+from typing import Any, TypeIs
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core import signing
 from django.core.cache import caches
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.crypto import constant_time_compare, get_random_string
 
 DEFAULT_PREFIX = "session"
@@ -118,7 +121,16 @@ class KeyNames:
         return self.make_key(f"{self.prefix}:*")
 
 
+@functools.cache
 def names() -> KeyNames:
-    """Return the key names under the settings as they are now."""
+    """Return the key names under the settings (built once, on first use)."""
+    # make_key depends on the cache entry's settings only, not on the
+    # thread whose cache object it came from.
     cache = caches[settings.SESSION_CACHE_ALIAS]
     return KeyNames(make_key=cache.make_key, prefix=key_prefix())
+
+
+@receiver(setting_changed)
+def _forget_names(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"CACHES", "SESSION_CACHE_ALIAS", "SESSION_REDIS_KEY_PREFIX"}:
+        names.cache_clear()
