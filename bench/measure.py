@@ -21,6 +21,8 @@ from django.conf import settings  # noqa: E402
 from django.test import Client  # noqa: E402
 
 SESSIONS_FOR_MEMORY = 200
+# Requests per kind for Redis's own time (INFO commandstats and cpu).
+REDIS_REQUESTS = int(os.environ.get("BENCH_REDIS_REQUESTS", "1000"))
 
 
 class Meter:
@@ -29,11 +31,13 @@ class Meter:
     def __init__(self) -> None:
         self.commands = 0
         self.bytes = 0
+        self.names: set[str] = set()
         execute = redis.Redis.execute_command
         send = redis.connection.AbstractConnection.send_packed_command
 
         def counting_execute(client: Any, *args: Any, **options: Any) -> Any:
             self.commands += 1
+            self.names.add(str(args[0]).lower())
             return execute(client, *args, **options)
 
         def counting_send(
@@ -71,6 +75,62 @@ def memory_per_session(store: redis.Redis) -> tuple[int, int]:
     ) // SESSIONS_FOR_MEMORY, sessions_only // SESSIONS_FOR_MEMORY
 
 
+def command_usec(store: redis.Redis, meter: Meter, request: Any) -> float:
+    """
+    Return the µs Redis spent executing the commands one request sent.
+
+    Only the commands the engine sent count: a script's own time already
+    holds the commands it runs, which commandstats also lists apart.
+    """
+    store.config_resetstat()
+    meter.names.clear()
+    request()
+    sent = set(meter.names)
+    stats = store.info("commandstats")
+    return float(sum(stats[f"cmdstat_{name}"]["usec"] for name in sent))
+
+
+def cpu_seconds(store: redis.Redis) -> float:
+    cpu = store.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def redis_time(
+    store: redis.Redis, meter: Meter, kinds: dict[str, Any]
+) -> dict[str, float]:
+    """
+    Return Redis's time per request: command execution µs for each kind,
+    and the server process's CPU µs (which adds each round trip's I/O).
+
+    Command time is read around each request; CPU time around all of a
+    kind's requests at once (login and logout only as a pair, since one
+    needs the other), so that reading it costs no more than once per kind.
+    """
+    n = REDIS_REQUESTS
+    result = {}
+    for kind in ("read_and_change", "read_only"):
+        result[f"usec_{kind}"] = (
+            sum(command_usec(store, meter, kinds[kind]) for _ in range(n)) / n
+        )
+        start = cpu_seconds(store)
+        for _ in range(n):
+            kinds[kind]()
+        result[f"cpu_usec_{kind}"] = (cpu_seconds(store) - start) * 1e6 / n
+    kinds["logout"]()
+    login = logout = 0.0
+    for _ in range(n):
+        login += command_usec(store, meter, kinds["login"])
+        logout += command_usec(store, meter, kinds["logout"])
+    result["usec_login"], result["usec_logout"] = login / n, logout / n
+    start = cpu_seconds(store)
+    for _ in range(n):
+        kinds["login"]()
+        kinds["logout"]()
+    result["cpu_usec_login_and_logout"] = (cpu_seconds(store) - start) * 1e6 / n
+    kinds["login"]()
+    return result
+
+
 def main() -> None:
     meter = Meter()
     client = Client()
@@ -92,6 +152,8 @@ def main() -> None:
     result["login_from_anonymous"] = meter.measure(lambda: visitor.post("/login/"))
 
     store = redis.Redis.from_url(os.environ["REDIS_URL"])
+    kinds["login"]()
+    result["redis_time"] = redis_time(store, meter, kinds)
     for limit in ("64", "128"):
         # 64 is Redis's default; 128 is what the README recommends, so that
         # a 64-character value (Django's _auth_user_hash, as JSON) keeps a

@@ -87,13 +87,35 @@ def test_the_listed_expiry_follows_the_ttl_on_redis_clock(redis_client: redis.Re
     assert before + 600 <= entry.expires_at.timestamp() <= after + 600
 
 
-def test_an_increment_refreshes_the_listed_expiry(redis_client: redis.Redis):
+def index_score(redis_client: redis.Redis, session: SessionStore) -> float:
+    score = redis_client.zscore(user_index(1), session.key_hash or "")
+    assert score is not None
+    return score
+
+
+def test_an_entry_is_scored_at_most_a_minute_past_its_session_expiry(redis_client):
+    session = signed_in("1", visits=0)
+    expires = redis_now(redis_client) + redis_client.ttl(
+        session_redis_key(session.session_key)
+    )
+    assert 0 <= index_score(redis_client, session) - expires <= 60 + 1
+
+
+def test_an_increment_moves_an_entry_that_its_expiry_passed(redis_client):
     session = signed_in("1", visits=0)
     redis_client.zadd(user_index(1), {session.key_hash: redis_now(redis_client) + 5})
     before = redis_now(redis_client)
     SessionStore(session.session_key).incr("visits")
-    (entry,) = users.sessions_of("1")
-    assert entry.expires_at.timestamp() >= before + 1800
+    assert index_score(redis_client, session) >= before + 1800 + 60
+
+
+def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
+    session = signed_in("1", visits=0)
+    score = index_score(redis_client, session) - 30
+    redis_client.zadd(user_index(1), {session.key_hash: score})
+    for _ in range(3):
+        SessionStore(session.session_key).incr("visits")
+    assert index_score(redis_client, session) == score
 
 
 def test_listing_returns_the_fields_asked_for():
@@ -129,9 +151,9 @@ def test_a_member_that_names_another_users_session_is_not_listed(
     assert listed("2") == {theirs.key_hash}
 
 
-def test_the_index_expires_with_its_last_session(redis_client: redis.Redis):
+def test_the_index_expires_a_minute_after_its_last_session(redis_client):
     signed_in("1")
-    assert 1790 < redis_client.ttl(user_index(1)) <= 1800
+    assert 1790 + 60 < redis_client.ttl(user_index(1)) <= 1800 + 60
 
 
 def test_listing_is_two_round_trips_however_many_users_exist(round_trips):

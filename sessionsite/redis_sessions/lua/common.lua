@@ -7,14 +7,19 @@
 -- caller passes. The TTL thus follows what Redis holds, never a request's
 -- possibly stale copy of it.
 
+-- A user's index scores each session a little past its expiry, so that a
+-- session written again and again (a visit counter) re-scores its entry
+-- at most once a minute, not on every write. An entry is therefore never
+-- pruned while its session lives, and is at most this many seconds late.
+local INDEX_SLACK = 60
+
 -- Now, by Redis's clock, in whole seconds: the clock TTLs run on.
 local function clock()
   return tonumber(redis.call("TIME")[1])
 end
 
--- The TTL, in seconds, that the session at key should have from now on.
-local function ttl_of(key, default_age, now)
-  local rule = redis.call("HGET", key, "m:expiry")
+-- The TTL, in seconds, that a session with the given expiry rule has from now.
+local function ttl_of(rule, default_age, now)
   if not rule then return default_age end
   if string.sub(rule, 1, 1) == "@" then
     return tonumber(string.sub(rule, 2)) - now
@@ -22,13 +27,14 @@ local function ttl_of(key, default_age, now)
   return tonumber(rule)
 end
 
--- Score member in a user's index (a sorted set by expiry time), drop the
--- members that have expired, and let the index expire with its last member.
-local function reindex(index, member, expires, now)
-  redis.call("ZADD", index, expires, member)
-  redis.call("ZREMRANGEBYSCORE", index, "-inf", now)
-  local last = redis.call("ZRANGE", index, -1, -1, "WITHSCORES")
-  if last[2] then
-    redis.call("EXPIREAT", index, math.ceil(tonumber(last[2])))
-  end
+-- Keep member's entry in a user's index (a sorted set by expiry time) at or
+-- past expires; when it moves, drop the entries that have expired and let
+-- the index expire with its last entry. forced: score it whatever it holds.
+local function index(key, member, expires, now, forced)
+  local score = redis.call("ZSCORE", key, member)
+  if not forced and score and tonumber(score) >= expires then return end
+  redis.call("ZADD", key, expires + INDEX_SLACK, member)
+  redis.call("ZREMRANGEBYSCORE", key, "-inf", now)
+  local last = redis.call("ZRANGE", key, -1, -1, "WITHSCORES")
+  redis.call("EXPIREAT", key, math.ceil(tonumber(last[2])))
 end

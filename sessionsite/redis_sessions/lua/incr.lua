@@ -1,5 +1,5 @@
 -- Add to an integer in a session, atomically, refresh its TTL and its
--- place in its user's index (helpers: common.lua).
+-- entry in its user's index (helpers: common.lua).
 --
 -- KEYS[1]  the session's hash
 -- KEYS[2]  optional: the index of the user the session names
@@ -14,16 +14,17 @@
 -- counter must not bring a logged-out session back). A field that holds
 -- something other than an integer, or a sum past 64 bits, makes HINCRBY
 -- fail; the error reply reaches the caller and nothing is written.
-if redis.call("EXISTS", KEYS[1]) == 0 then return false end
+local stored = redis.call("HMGET", KEYS[1], "m:created", "m:expiry", ARGV[4])
+if not stored[1] then return false end
 local value = redis.call("HINCRBY", KEYS[1], ARGV[1], ARGV[2])
 local now = clock()
-local ttl = ttl_of(KEYS[1], tonumber(ARGV[3]), now)
+local ttl = ttl_of(stored[2], tonumber(ARGV[3]), now)
 if ttl <= 0 then
   redis.call("DEL", KEYS[1])
   return value
 end
 redis.call("EXPIRE", KEYS[1], ttl)
-if KEYS[2] and redis.call("HGET", KEYS[1], ARGV[4]) == ARGV[5] then
-  reindex(KEYS[2], ARGV[6], now + ttl, now)
+if KEYS[2] and stored[3] == ARGV[5] then
+  index(KEYS[2], ARGV[6], now + ttl, now, false)
 end
 return value

@@ -1,5 +1,6 @@
 -- Write one request's changes to a session, atomically, set its TTL from
--- what it then holds, and keep its place in its user's index.
+-- what it then holds, and keep its entry in its user's index (helpers:
+-- common.lua).
 --
 -- KEYS[1]  the session's hash
 -- KEYS[2]  "rotate": the hash the session moves from (its previous ID);
@@ -21,23 +22,26 @@
 --
 -- Returns 1 when written, 0 when the session no longer exists ("update",
 -- "rotate": a concurrent logout must not be undone) and -1 when KEYS[1]
--- is already taken ("create", "rotate").
+-- is already taken ("create", "rotate"). "m:created", which every session
+-- holds, is how a script tells that a session exists.
 local mode = ARGV[1]
 local now = clock()
+local rule, user = false, false
 if mode == "create" then
   if redis.call("EXISTS", KEYS[1]) == 1 then return -1 end
   redis.call("HSET", KEYS[1], "m:created", now)
-elseif mode == "update" then
-  if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
-elseif mode == "rotate" then
-  if redis.call("EXISTS", KEYS[1]) == 1 then return -1 end
-  if redis.call("EXISTS", KEYS[2]) == 0 then return 0 end
-  redis.call("RENAME", KEYS[2], KEYS[1])
+elseif mode == "update" or mode == "rotate" then
+  if mode == "rotate" and redis.call("EXISTS", KEYS[1]) == 1 then return -1 end
+  local stored = redis.call("HMGET", KEYS[2], "m:created", "m:expiry", ARGV[5])
+  if not stored[1] then return 0 end
+  rule, user = stored[2], stored[3]
+  if mode == "rotate" then redis.call("RENAME", KEYS[2], KEYS[1]) end
 else
   return redis.error_reply("unknown mode " .. tostring(mode))
 end
 
 local last_set = 8 + 2 * tonumber(ARGV[8])
+local user_written = false
 if ARGV[4] == "1" then
   local kept = {}
   for i = 9, last_set, 2 do kept[ARGV[i]] = true end
@@ -46,26 +50,35 @@ if ARGV[4] == "1" then
       redis.call("HDEL", KEYS[1], field)
     end
   end
+  user = false
 end
 if last_set >= 9 then
   redis.call("HSET", KEYS[1], unpack(ARGV, 9, last_set))
+  for i = 9, last_set, 2 do
+    if ARGV[i] == ARGV[5] then user, user_written = ARGV[i + 1], true end
+  end
 end
 if #ARGV > last_set then
   redis.call("HDEL", KEYS[1], unpack(ARGV, last_set + 1))
+  for i = last_set + 1, #ARGV do
+    if ARGV[i] == ARGV[5] then user = false end
+  end
 end
 if ARGV[3] == "" then
   redis.call("HDEL", KEYS[1], "m:expiry")
+  rule = false
 elseif ARGV[3] ~= "=" then
   redis.call("HSET", KEYS[1], "m:expiry", ARGV[3])
+  rule = ARGV[3]
 end
 
-local ttl = ttl_of(KEYS[1], tonumber(ARGV[2]), now)
+local ttl = ttl_of(rule, tonumber(ARGV[2]), now)
 if ttl <= 0 then
   redis.call("DEL", KEYS[1])
   return 1
 end
 redis.call("EXPIRE", KEYS[1], ttl)
-if KEYS[3] and redis.call("HGET", KEYS[1], ARGV[5]) == ARGV[6] then
-  reindex(KEYS[3], ARGV[7], now + ttl, now)
+if KEYS[3] and user == ARGV[6] then
+  index(KEYS[3], ARGV[7], now + ttl, now, mode ~= "update" or user_written)
 end
 return 1

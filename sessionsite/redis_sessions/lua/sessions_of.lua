@@ -10,8 +10,9 @@
 -- ARGV[4+f ..]   the names of KEYS[2 ..] in the index, in the same order
 --
 -- Returns, for each live session: its name in the index, its expiry (Unix
--- time, as a string) and the values of the fields asked for (false where
--- a field is absent).
+-- time, from its TTL: the index's score may be up to a minute later, see
+-- common.lua) and the values of the fields asked for (false where a field
+-- is absent).
 local now = tonumber(redis.call("TIME")[1])
 local nfields = tonumber(ARGV[3])
 local fields = {}
@@ -22,7 +23,7 @@ for i = 2, #KEYS do
   local score = redis.call("ZSCORE", KEYS[1], member)
   if score and tonumber(score) > now
       and redis.call("HGET", KEYS[i], ARGV[1]) == ARGV[2] then
-    local entry = {member, score}
+    local entry = {member, now + redis.call("TTL", KEYS[i])}
     if nfields > 0 then
       local values = redis.call("HMGET", KEYS[i], unpack(fields))
       for j = 1, nfields do entry[#entry + 1] = values[j] end
