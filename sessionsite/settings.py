@@ -175,13 +175,25 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 
-# Brute-force protection (django-axes, database handler): 5 failures for a
-# username, or separately from an IP address, lock it for 15 minutes.
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+# Brute-force protection (django-axes, database handler; accounts.lockout
+# gives each parameter its own limit). 5 failures of one username from one
+# IP lock that pair; 20 from one IP, whatever the usernames, lock the IP; 20
+# for one username, from any IPs, lock the username. A lockout lasts 15
+# minutes. A success forgives only the failures of that username from that
+# IP, and attempts refused by a lockout are not counted.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 4 * LOGIN_FAILURE_LIMIT)
+LOGIN_USERNAME_FAILURE_LIMIT = env_int(
+    "LOGIN_USERNAME_FAILURE_LIMIT", 4 * LOGIN_FAILURE_LIMIT
+)
+AXES_HANDLER = "accounts.lockout.LoginThrottle"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
+# Otherwise each refused attempt counts too, and one IP that keeps trying
+# after its pair is locked could run the username up to its own limit.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 AXES_CLIENT_IP_CALLABLE = "accounts.services.client_ip"
 AXES_VERBOSE = False
