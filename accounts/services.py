@@ -75,11 +75,15 @@ def describe_device(user_agent: str) -> str:
 
 
 def log_in(*, request: HttpRequest, user: User) -> None:
-    """Log the user in under a new session key and note when, where and how."""
+    """Log the user in under a new session key."""
     # login() keeps the key when the same user logs in again; a new login
     # always gets a new key (OWASP ASVS 5.0, 7.2.4).
     request.session.cycle_key()
     login(request, user)
+
+
+def record_sign_in(*, request: HttpRequest, user: User) -> None:
+    """Note in the session when, where and how the user signed in; apply the cap."""
     now = clock()
     request.session[SIGNED_IN_AT] = datetime.fromtimestamp(now, tz=UTC).isoformat()
     request.session[LAST_ACTIVE] = int(now)
@@ -126,10 +130,15 @@ def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
 
 
 def lifetime_is_over(*, session: SessionBase) -> bool:
-    """Return True if the session signed in longer ago than the absolute lifetime."""
+    """
+    Return True if the session signed in longer ago than the absolute lifetime.
+
+    A session that does not say when it signed in is over: a lifetime that
+    cannot be checked must not be endless.
+    """
     signed_in_at = session.get(SIGNED_IN_AT)
     if signed_in_at is None:
-        return False
+        return True
     started = datetime.fromisoformat(signed_in_at).timestamp()
     return clock() - started > settings.SESSION_ABSOLUTE_LIFETIME
 

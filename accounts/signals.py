@@ -1,4 +1,4 @@
-"""Log every authentication event; end the sessions of users who leave."""
+"""Log authentication events, note sign-ins, end the sessions of users who leave."""
 
 from __future__ import annotations
 
@@ -18,9 +18,15 @@ from django.http import HttpRequest
 
 from sessionsite.redis_sessions import users
 
-from .services import client_ip
+from .services import client_ip, record_sign_in
 
 logger = logging.getLogger("accounts.auth")
+
+
+@receiver(user_logged_in)
+def note_sign_in(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """Note the sign-in in the session, whichever way the user logged in."""
+    record_sign_in(request=request, user=user)
 
 
 @receiver(user_logged_in)

@@ -167,6 +167,31 @@ class TestTimeouts:
         monkeypatch.setattr(services, "clock", lambda: start + 12 * 3600 + 1)
         assert laptop.get("/dashboard/").status_code == HTTPStatus.FOUND
 
+    def test_a_login_by_any_path_records_when_it_signed_in(self, client, user):
+        client.force_login(user)
+        assert services.SIGNED_IN_AT in client.session
+
+    def test_the_absolute_lifetime_ends_a_session_logged_in_by_any_path(
+        self, client, user, monkeypatch
+    ):
+        client.force_login(user)
+        later = services.clock() + settings.SESSION_ABSOLUTE_LIFETIME + 1
+        monkeypatch.setattr(services, "clock", lambda: later)
+        assert client.get("/dashboard/").status_code == HTTPStatus.FOUND
+        assert not session_exists(client)
+
+    def test_a_signed_in_session_that_does_not_say_when_has_expired(
+        self, user, redis_client
+    ):
+        laptop = device()
+        redis_key = keys.redis_key("session", laptop.cookies[COOKIE].value)
+        redis_client.hdel(redis_key, "d:" + services.SIGNED_IN_AT)
+        response = laptop.get("/dashboard/", follow=True)
+        assert follow_messages(response) == [
+            "Your session expired. Please sign in again."
+        ]
+        assert not session_exists(laptop)
+
     def test_an_idle_session_that_redis_expired_lands_on_login_saying_so(
         self, user, redis_client
     ):
