@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from django.http import HttpRequest
 
 from sessionsite.redis_sessions import keys, users
 from sessionsite.redis_sessions.engine import SessionStore
+from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 
 VISITS = "visits"
 SIGNED_IN_AT = "signed_in_at"
@@ -25,6 +27,8 @@ DEVICE = "device"
 SESSION_FIELDS = (SIGNED_IN_AT, LAST_ACTIVE, IP, DEVICE)
 # A User-Agent longer than this is cut before it is parsed.
 USER_AGENT_MAX_LENGTH = 512
+
+logger = logging.getLogger("accounts.auth")
 
 # The site's clock, for session lifetimes; tests replace it.
 clock = time.time
@@ -113,6 +117,26 @@ def end_session_elsewhere(
     if key_hash == current_key_hash(session):
         return False
     return users.end_sessions(user_id, only=[key_hash]) == 1
+
+
+def end_sessions_of_user_who_left(*, user_id: object) -> None:
+    """
+    End every session of a user who was deactivated or deleted.
+
+    With Redis unavailable, log that and go on: the sessions are refused
+    anyway, since Django checks is_active and the user's existence on each
+    request, and Redis expires them.
+    """
+    try:
+        ended = users.end_sessions(user_id)
+    except SessionStoreUnavailable:
+        logger.error(
+            "could not end the sessions of user id=%s: Redis is unavailable; "
+            "they are refused until they expire",
+            user_id,
+        )
+    else:
+        logger.info("ended %d session(s) of user id=%s", ended, user_id)
 
 
 def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:

@@ -14,7 +14,8 @@ from django.test import Client
 from accounts import services
 from sessionsite.redis_sessions import keys
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, caches_for
+from tests.redis_process import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -139,11 +140,58 @@ class TestPasswordChange:
         assert 'href="/password/"' in device().get("/dashboard/").content.decode()
 
 
-def test_deactivating_a_user_ends_their_sessions(user):
-    laptop, phone = device(), device(IPHONE)
+def deactivate(user) -> None:
     user.is_active = False
     user.save()
-    assert (session_exists(laptop), session_exists(phone)) == (False, False)
+
+
+def delete(user) -> None:
+    user.delete()
+
+
+class TestUsersWhoLeave:
+    @pytest.mark.parametrize("leave", [deactivate, delete])
+    def test_their_sessions_end_once_the_change_is_committed(
+        self, user, leave, django_capture_on_commit_callbacks
+    ):
+        laptop, phone = device(), device(IPHONE)
+        with django_capture_on_commit_callbacks(execute=True):
+            leave(user)
+            assert (session_exists(laptop), session_exists(phone)) == (True, True)
+        assert (session_exists(laptop), session_exists(phone)) == (False, False)
+
+    @pytest.mark.parametrize("leave", [deactivate, delete])
+    def test_a_redis_outage_keeps_the_change_and_is_logged(
+        self, user, leave, django_capture_on_commit_callbacks, settings, caplog
+    ):
+        original, user_id = settings.CACHES, user.pk
+        device()
+        caplog.clear()
+        settings.CACHES = caches_for(f"redis://127.0.0.1:{free_port()}/0")
+        with django_capture_on_commit_callbacks(execute=True):
+            leave(user)
+        settings.CACHES = original
+        assert not get_user_model().objects.filter(is_active=True).exists()
+        logged = [r.getMessage() for r in caplog.records if r.name == "accounts.auth"]
+        assert logged == [
+            f"could not end the sessions of user id={user_id}: Redis is "
+            "unavailable; they are refused until they expire"
+        ]
+
+    @pytest.mark.parametrize("leave", [deactivate, delete])
+    def test_sessions_left_by_an_outage_are_refused(
+        self, user, leave, django_capture_on_commit_callbacks, settings
+    ):
+        original = settings.CACHES
+        laptop = device()
+        settings.CACHES = caches_for(f"redis://127.0.0.1:{free_port()}/0")
+        with django_capture_on_commit_callbacks(execute=True):
+            leave(user)
+        settings.CACHES = original
+        assert session_exists(laptop)
+        response = laptop.get("/dashboard/")
+        assert response.status_code == HTTPStatus.FOUND
+        assert response["Location"].startswith("/login/")
 
 
 class TestTimeouts:
