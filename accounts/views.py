@@ -141,11 +141,9 @@ def visits(request: HttpRequest) -> HttpResponse:
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
     services.log_out(request=request)
-    # Clear-Site-Data also clears the cookie that messages travel in, so the
-    # login page learns from its URL that it should say so.
-    response = HttpResponseRedirect(f"{reverse('login')}?{LOGGED_OUT}=1")
-    response["Clear-Site-Data"] = '"cookies"'
-    return response
+    # No Clear-Site-Data: it would clear every cookie of the registrable
+    # domain, sibling sites' included; the session cookie is deleted by name.
+    return HttpResponseRedirect(f"{reverse('login')}?{LOGGED_OUT}=1")
 
 
 def locked_out(
