@@ -19,16 +19,14 @@ from sessionsite.redis_sessions import keys, users
 from sessionsite.redis_sessions.engine import SessionStore
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 
-VISITS = "visits"
-SIGNED_IN_AT = "signed_in_at"
-LAST_ACTIVE = "last_active"
-IP = "ip"
-DEVICE = "device"
+from .session_data import DEVICE, IP, LAST_ACTIVE, SIGNED_IN_AT, VISITS, wrong_fields
+
 SESSION_FIELDS = (SIGNED_IN_AT, LAST_ACTIVE, IP, DEVICE)
 # A User-Agent longer than this is cut before it is parsed.
 USER_AGENT_MAX_LENGTH = 512
 
 logger = logging.getLogger("accounts.auth")
+suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
 # The site's clock, for session lifetimes; tests replace it.
 clock = time.time
@@ -213,12 +211,30 @@ def list_sessions(*, user_id: object, session: SessionBase) -> list[DeviceSessio
     )
 
 
+def discard_if_corrupt(*, session: SessionBase) -> bool:
+    """
+    Flush a session that holds a field of the wrong type; return whether it did.
+
+    Such a session was not written by this site: it is treated like one
+    that is not JSON, as corrupted, and the visitor starts afresh.
+    """
+    wrong = wrong_fields(dict(session.items()))
+    if not wrong:
+        return False
+    suspicious_logger.warning(
+        "Session data corrupted: wrong type in %s", ", ".join(wrong)
+    )
+    session.flush()
+    return True
+
+
 def log_out(*, request: HttpRequest) -> None:
     """End the session: its data gone from Redis, the user logged out."""
     if isinstance(request.session, SessionStore):
         # Deletes and reads in one round trip; logout() then reads who is
         # leaving from memory and its flush() has nothing left to delete.
         request.session.load_and_delete()
+    discard_if_corrupt(session=request.session)
     logout(request)
 
 

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from accounts import services
+from accounts import services, session_data
 from sessionsite.redis_sessions import keys
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.conftest import PASSWORD, caches_for
@@ -217,7 +217,7 @@ class TestTimeouts:
 
     def test_a_login_by_any_path_records_when_it_signed_in(self, client, user):
         client.force_login(user)
-        assert services.SIGNED_IN_AT in client.session
+        assert session_data.SIGNED_IN_AT in client.session
 
     def test_the_absolute_lifetime_ends_a_session_logged_in_by_any_path(
         self, client, user, monkeypatch
@@ -233,7 +233,7 @@ class TestTimeouts:
     ):
         laptop = device()
         redis_key = keys.redis_key("session", laptop.cookies[COOKIE].value)
-        redis_client.hdel(redis_key, "d:" + services.SIGNED_IN_AT)
+        redis_client.hdel(redis_key, "d:" + session_data.SIGNED_IN_AT)
         response = laptop.get("/dashboard/", follow=True)
         assert follow_messages(response) == [
             "Your session expired. Please sign in again."
