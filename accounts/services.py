@@ -147,7 +147,10 @@ def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
     excess = len(others) - (settings.SESSION_MAX_PER_USER - 1)
     if excess <= 0:
         return 0
-    oldest = sorted(others, key=lambda s: s.data.get(SIGNED_IN_AT, ""))[:excess]
+    # An unreadable session sorts as the oldest.
+    oldest = sorted(
+        others, key=lambda s: s.data.get(SIGNED_IN_AT, "") if _readable(s) else ""
+    )[:excess]
     return users.end_sessions(user_id, only=[s.key_hash for s in oldest])
 
 
@@ -183,32 +186,52 @@ class DeviceSession:
 
 
 def list_sessions(*, user_id: object, session: SessionBase) -> list[DeviceSession]:
-    """Return the user's sessions, most recently active first, this one marked."""
+    """
+    Return the user's sessions, most recently active first, this one marked.
+
+    A session that cannot be read (a field not JSON or of the wrong type)
+    is left out and ended: no request could use it anyway.
+    """
     current = current_key_hash(session)
-    listed = [
-        DeviceSession(
-            key_hash=s.key_hash,
-            device=s.data.get(DEVICE, "Unknown device"),
-            ip=s.data.get(IP),
-            signed_in_at=(
-                datetime.fromisoformat(s.data[SIGNED_IN_AT])
-                if SIGNED_IN_AT in s.data
-                else None
-            ),
-            last_active=(
-                datetime.fromtimestamp(s.data[LAST_ACTIVE], tz=UTC)
-                if LAST_ACTIVE in s.data
-                else None
-            ),
-            current=s.key_hash == current,
+    listed, corrupt = [], []
+    for s in users.sessions_of(user_id, fields=SESSION_FIELDS):
+        if not _readable(s):
+            corrupt.append(s.key_hash)
+            continue
+        listed.append(
+            DeviceSession(
+                key_hash=s.key_hash,
+                device=s.data.get(DEVICE, "Unknown device"),
+                ip=s.data.get(IP),
+                signed_in_at=(
+                    datetime.fromisoformat(s.data[SIGNED_IN_AT])
+                    if SIGNED_IN_AT in s.data
+                    else None
+                ),
+                last_active=(
+                    datetime.fromtimestamp(s.data[LAST_ACTIVE], tz=UTC)
+                    if LAST_ACTIVE in s.data
+                    else None
+                ),
+                current=s.key_hash == current,
+            )
         )
-        for s in users.sessions_of(user_id, fields=SESSION_FIELDS)
-    ]
+    if corrupt:
+        suspicious_logger.warning(
+            "Session data corrupted: ending %d unreadable session(s) of user id=%s",
+            len(corrupt),
+            user_id,
+        )
+        users.end_sessions(user_id, only=corrupt)
     return sorted(
         listed,
         key=lambda s: s.last_active or datetime.min.replace(tzinfo=UTC),
         reverse=True,
     )
+
+
+def _readable(session: users.UserSession) -> bool:
+    return session.readable and not wrong_fields(session.data)
 
 
 def discard_if_corrupt(*, session: SessionBase) -> bool:

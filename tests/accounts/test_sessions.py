@@ -71,6 +71,53 @@ class TestPanel:
         assert len(laptop.get("/dashboard/").context["sessions"]) == 1
 
 
+UNREADABLE = [
+    ("ip", "{not json"),
+    ("ip", "[1]"),
+    ("last_active", '"abc"'),
+    ("signed_in_at", '"abc"'),
+    ("signed_in_at", "{not json"),
+    ("device", "null"),
+]
+
+
+class TestCorruptSessionInTheList:
+    @pytest.mark.parametrize(("field", "raw"), UNREADABLE)
+    def test_the_others_are_still_listed(self, user, redis_client, field, raw):
+        laptop, phone = device(), device(IPHONE)
+        phone_redis_key = keys.redis_key("session", phone.cookies[COOKIE].value)
+        redis_client.hset(phone_redis_key, f"d:{field}", raw)
+        response = laptop.get("/dashboard/")
+        assert response.status_code == HTTPStatus.OK
+        assert [s.key_hash for s in response.context["sessions"]] == [key_hash(laptop)]
+
+    @pytest.mark.parametrize(("field", "raw"), UNREADABLE)
+    def test_the_unreadable_one_is_ended(self, user, redis_client, field, raw):
+        laptop, phone = device(), device(IPHONE)
+        phone_redis_key = keys.redis_key("session", phone.cookies[COOKIE].value)
+        redis_client.hset(phone_redis_key, f"d:{field}", raw)
+        laptop.get("/dashboard/")
+        assert redis_client.exists(phone_redis_key) == 0
+        assert redis_client.zrange(f"session:user:{user.pk}", 0, -1) == [
+            key_hash(laptop).encode()
+        ]
+
+    def test_one_warning_is_logged(self, user, redis_client, caplog):
+        laptop, phone = device(), device(IPHONE)
+        phone_redis_key = keys.redis_key("session", phone.cookies[COOKIE].value)
+        redis_client.hset(phone_redis_key, "d:ip", "{not json")
+        caplog.clear()
+        laptop.get("/dashboard/")
+        assert [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "django.security.SuspiciousSession"
+        ] == [
+            "Session data corrupted: ending 1 unreadable session(s) of user "
+            f"id={user.pk}"
+        ]
+
+
 class TestEnding:
     def test_signing_out_another_device_ends_it_at_once(self, user):
         laptop, phone = device(), device(IPHONE)
