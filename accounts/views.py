@@ -13,6 +13,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -99,6 +100,7 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
+@method_decorator(never_cache, name="dispatch")
 class ChangePasswordView(PasswordChangeView):
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("dashboard")

@@ -274,10 +274,18 @@ class TestCookies:
 
 
 class TestHeaders:
-    @pytest.mark.parametrize("path", ["/login/", "/dashboard/", "/visits/"])
+    @pytest.mark.parametrize(
+        "path", ["/login/", "/dashboard/", "/visits/", "/password/"]
+    )
     def test_login_and_authenticated_pages_are_not_stored(self, client, user, path):
         client.force_login(user)
         assert "no-store" in client.get(path)["Cache-Control"]
+
+    def test_the_password_form_with_errors_is_not_stored(self, client, user):
+        client.force_login(user)
+        response = client.post("/password/", {"old_password": "wrong"})
+        assert response.status_code == HTTPStatus.OK
+        assert "no-store" in response["Cache-Control"]
 
     def test_logout_deletes_the_session_cookie_and_no_other(self, client, user):
         client.force_login(user)
