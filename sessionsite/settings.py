@@ -275,8 +275,15 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
     },
+    "filters": {
+        "client_errors": {"()": "accounts.log_filters.ClientErrorsOnOneLine"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_errors"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
