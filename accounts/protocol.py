@@ -1,4 +1,4 @@
-"""HTTP details that Django leaves to the server: form charsets."""
+"""HTTP details that Django leaves to the server: form charsets, HEAD."""
 
 from __future__ import annotations
 
@@ -30,3 +30,19 @@ class FormCharsetMiddleware(MiddlewareMixin):
             )
         request.encoding = "utf-8"
         return None
+
+
+class HeadWithoutBodyMiddleware(MiddlewareMixin):
+    """
+    Send no body in answer to HEAD, keeping the headers of the GET.
+
+    Django's views render the body and leave it to the server to drop it;
+    gunicorn does, with a warning in the log for every HEAD request.
+    """
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponse
+    ) -> HttpResponse:
+        if request.method == "HEAD" and not response.streaming:
+            response.content = b""
+        return response

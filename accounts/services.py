@@ -269,6 +269,13 @@ def count_visit(*, session: SessionBase) -> int:
     return int(session[VISITS])
 
 
+def record_visit(*, request: HttpRequest) -> int:
+    """Count a GET as a visit and return the count; a HEAD only reads it."""
+    if request.method == "HEAD":
+        return int(request.session.get(VISITS, 0))
+    return count_visit(session=request.session)
+
+
 def session_facts(*, session: SessionBase) -> SessionFacts:
     """Return what the dashboard tells about the session."""
     signed_in_at = session.get(SIGNED_IN_AT)

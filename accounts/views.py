@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from . import services
 from .forms import LoginForm
@@ -23,12 +23,14 @@ from .forms import LoginForm
 LOGGED_OUT = "logged_out"
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard" if request.user.is_authenticated else "login")
 
 
 class SignInView(LoginView):
+    # Not PUT, which LoginView answers like GET, with the form.
+    http_method_names = ("get", "head", "post", "options")
     form_class = LoginForm
     template_name = "accounts/login.html"
 
@@ -57,9 +59,9 @@ class SignInView(LoginView):
 
 @never_cache
 @login_required
-@require_GET
+@require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
-    visits = services.count_visit(session=request.session)
+    visits = services.record_visit(request=request)
     context = {
         "visits": visits,
         "facts": services.session_facts(session=request.session),
@@ -102,6 +104,8 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
 
 @method_decorator(never_cache, name="dispatch")
 class ChangePasswordView(PasswordChangeView):
+    # Not PUT, which PasswordChangeView answers like GET, with the form.
+    http_method_names = ("get", "head", "post", "options")
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("dashboard")
 
@@ -120,9 +124,9 @@ class ChangePasswordView(PasswordChangeView):
 
 
 @never_cache
-@require_GET
+@require_safe
 def visits(request: HttpRequest) -> HttpResponse:
-    count = services.count_visit(session=request.session)
+    count = services.record_visit(request=request)
     user = request.user
     username = user.get_username() if user.is_authenticated else None
     response: HttpResponse

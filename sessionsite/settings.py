@@ -86,7 +86,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: nothing may read a form body in a charset Django refuses.
+    # First, so that it empties the body after CommonMiddleware has set
+    # Content-Length from it, as a GET would have it.
+    "accounts.protocol.HeadWithoutBodyMiddleware",
+    # Before anything that may read a form body in a charset Django refuses.
     "accounts.protocol.FormCharsetMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
