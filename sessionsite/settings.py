@@ -290,6 +290,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # Without its own handlers: Django's default console handler (debug
+        # only) printed every django.* line a second time, beside the root's.
+        "django": {"handlers": [], "level": "INFO"},
         "sessionsite": {"level": "INFO"},
         "accounts": {"level": "INFO"},
         "axes": {"level": "WARNING"},

@@ -1,4 +1,4 @@
-"""Client errors in the production log: one warning line each, no traceback."""
+"""The log: client errors on one warning line each, every line printed once."""
 
 from __future__ import annotations
 
@@ -45,3 +45,13 @@ def test_a_client_error_is_one_warning_line_without_a_traceback(case):
     assert result.stdout == "400\n", result.stderr
     (line,) = result.stderr.splitlines()
     assert EXPECTED[case] in line
+
+
+@pytest.mark.parametrize("debug", ["1", "0"])
+def test_a_django_log_line_is_printed_once(debug):
+    script = "import logging; logging.getLogger('django.request').warning('probe')"
+    environment = production_environment(
+        DJANGO_SETTINGS_MODULE="tests.settings", DJANGO_DEBUG=debug
+    )
+    result = manage("shell", "--no-imports", "-c", script, env=environment)
+    assert result.stderr.count("probe") == 1, result.stderr
