@@ -137,6 +137,19 @@ def end_sessions_of_user_who_left(*, user_id: object) -> None:
         logger.info("ended %d session(s) of user id=%s", ended, user_id)
 
 
+def end_sessions_by_staff(*, request: HttpRequest, user: User) -> int:
+    """End every session of the user, in one round trip; log who did it."""
+    ended = users.end_sessions(user.pk)
+    logger.info(
+        "sessions ended by staff: staff=%r user=%r count=%d ip=%s",
+        request.user.get_username(),
+        user.get_username(),
+        ended,
+        client_ip(request),
+    )
+    return ended
+
+
 def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
     """End the user's oldest sessions so that, with this one, at most the cap remain."""
     others = [
