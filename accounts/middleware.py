@@ -27,7 +27,7 @@ PASSING = (*UNLOADED, "/login/")
 
 class SessionLifetimeMiddleware:
     """
-    End sessions past their absolute lifetime, note activity, and explain.
+    End sessions past their lifetime, note activity, cap anonymous ones, explain.
 
     A request whose signed cookie names a session that is gone lands on the
     login page saying why: ended from another device (the engine left a
@@ -55,6 +55,7 @@ class SessionLifetimeMiddleware:
         response = self.get_response(request)
         if ended and _redirects_to_login(response):
             messages.info(request, EXPIRED)
+        services.limit_anonymous_session(session=request.session)
         return response
 
     @staticmethod

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import ua_parser
 from django.conf import settings
-from django.contrib.auth import login, logout
+from django.contrib.auth import SESSION_KEY, login, logout
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
@@ -19,7 +19,15 @@ from sessionsite.redis_sessions import keys, users
 from sessionsite.redis_sessions.engine import SessionStore
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 
-from .session_data import DEVICE, IP, LAST_ACTIVE, SIGNED_IN_AT, VISITS, wrong_fields
+from .session_data import (
+    DEVICE,
+    EXPIRY,
+    IP,
+    LAST_ACTIVE,
+    SIGNED_IN_AT,
+    VISITS,
+    wrong_fields,
+)
 
 SESSION_FIELDS = (SIGNED_IN_AT, LAST_ACTIVE, IP, DEVICE)
 # A User-Agent longer than this is cut before it is parsed.
@@ -91,6 +99,8 @@ def record_sign_in(*, request: HttpRequest, user: User) -> None:
     request.session[LAST_ACTIVE] = int(now)
     request.session[IP] = client_ip(request)
     request.session[DEVICE] = describe_device(request.headers.get("User-Agent", ""))
+    # Back from SESSION_ANONYMOUS_AGE to the default, SESSION_COOKIE_AGE.
+    request.session.set_expiry(None)
     if settings.SESSION_MAX_PER_USER:
         end_sessions_over_cap(
             user_id=user.pk, current=current_key_hash(request.session)
@@ -280,6 +290,17 @@ def count_visit(*, session: SessionBase) -> int:
         return session.incr(VISITS)
     session[VISITS] = session.get(VISITS, 0) + 1
     return int(session[VISITS])
+
+
+def limit_anonymous_session(*, session: SessionBase) -> None:
+    """Give a session about to be saved without a user the anonymous idle age."""
+    if (
+        session.modified
+        and not session.is_empty()
+        and SESSION_KEY not in session
+        and session.get(EXPIRY) != settings.SESSION_ANONYMOUS_AGE
+    ):
+        session.set_expiry(settings.SESSION_ANONYMOUS_AGE)
 
 
 def record_visit(*, request: HttpRequest) -> int:

@@ -158,6 +158,10 @@ SESSION_ENGINE = "sessionsite.redis_sessions.engine"
 SESSION_CACHE_ALIAS = "default"
 SESSION_REDIS_KEY_PREFIX = os.environ.get("SESSION_REDIS_KEY_PREFIX", "session")
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 30 * 60)
+# Idle expiry of a session that holds no user (seconds): shorter, so that
+# under memory pressure Redis (maxmemory-policy volatile-ttl) evicts these
+# first, and a flood of them cannot outlive signed-in sessions.
+SESSION_ANONYMOUS_AGE = env_int("SESSION_ANONYMOUS_AGE", 5 * 60)
 # A session ends this long after sign-in, however active (seconds).
 SESSION_ABSOLUTE_LIFETIME = env_int("SESSION_ABSOLUTE_LIFETIME", 12 * 3600)
 # "Last active" (and with it the idle TTL) is written at most this often.
