@@ -27,7 +27,7 @@ PASSING = (*UNLOADED, "/login/")
 
 class SessionLifetimeMiddleware:
     """
-    End sessions past their lifetime, note activity, cap anonymous ones, explain.
+    End sessions past their absolute lifetime, note activity, and explain.
 
     A request whose signed cookie names a session that is gone lands on the
     login page saying why: ended from another device (the engine left a
@@ -42,7 +42,8 @@ class SessionLifetimeMiddleware:
             return self.get_response(request)
         try:
             ended = self._session_gone(request)
-            services.discard_if_corrupt(session=request.session)
+            if request.session.session_key is not None:
+                services.discard_if_corrupt(session=request.session)
             if request.path.startswith(PASSING):
                 return self.get_response(request)
             early = self._before_view(request, ended)
@@ -55,7 +56,6 @@ class SessionLifetimeMiddleware:
         response = self.get_response(request)
         if ended and _redirects_to_login(response):
             messages.info(request, EXPIRED)
-        services.limit_anonymous_session(session=request.session)
         return response
 
     @staticmethod
