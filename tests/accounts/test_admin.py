@@ -114,3 +114,10 @@ class TestAdminLogin:
     def test_a_login_records_when_it_signed_in(self, client, staff):
         assert self.log_in(client, PASSWORD).status_code == HTTPStatus.FOUND
         assert session_data.SIGNED_IN_AT in client.session
+
+
+def test_the_admin_lists_failed_login_attempts(operator, user):
+    Client().post("/login/", {"username": "ada", "password": "wrong"})
+    response = operator.get("/admin/axes/accessattempt/")
+    assert response.status_code == HTTPStatus.OK
+    assert "ada" in response.content.decode()
