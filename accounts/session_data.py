@@ -32,14 +32,15 @@ def _integer_in(allowed: range) -> Callable[[Any], bool]:
     return lambda value: type(value) is int and value in allowed
 
 
-def _iso_time(value: Any) -> bool:
+def _aware_iso_time(value: Any) -> bool:
+    # With USE_TZ, Django and the site write aware times; a naive one cannot
+    # be compared with them.
     if not isinstance(value, str):
         return False
     try:
-        datetime.fromisoformat(value)
+        return datetime.fromisoformat(value).tzinfo is not None
     except ValueError:
         return False
-    return True
 
 
 def _text(value: Any) -> bool:
@@ -59,10 +60,10 @@ def _user_id(value: Any) -> bool:
 CHECKS: dict[str, Callable[[Any], bool]] = {
     VISITS: _integer_in(_COUNT_RANGE),
     LAST_ACTIVE: _integer_in(_UNIX_TIME_RANGE),
-    SIGNED_IN_AT: _iso_time,
+    SIGNED_IN_AT: _aware_iso_time,
     IP: lambda value: value is None or isinstance(value, str),
     DEVICE: _text,
-    EXPIRY: lambda value: _integer_in(_EXPIRY_RANGE)(value) or _iso_time(value),
+    EXPIRY: lambda value: _integer_in(_EXPIRY_RANGE)(value) or _aware_iso_time(value),
     SESSION_KEY: _user_id,
     BACKEND_SESSION_KEY: _text,
     HASH_SESSION_KEY: _text,

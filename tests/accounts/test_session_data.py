@@ -26,7 +26,9 @@ WRONG = [
     ("last_active", '"abc"'),
     ("last_active", "null"),
     ("signed_in_at", '"abc"'),
+    ("signed_in_at", '"2026-01-01T00:00:00"'),
     ("_session_expiry", '"abc"'),
+    ("_session_expiry", '"2026-01-01T00:00:00"'),
     ("_auth_user_id", '"abc"'),
     ("_auth_user_id", "[1]"),
 ]
