@@ -21,8 +21,9 @@ IP = "ip"
 DEVICE = "device"
 EXPIRY = "_session_expiry"
 
-# Redis counts in signed 64-bit integers; Unix times end with the year 9999.
-_COUNT_RANGE = range(-(2**63), 2**63)
+# A count nobody could reach by visiting, far from where Redis's signed 64-bit
+# increment overflows; Unix times end with the year 9999.
+_COUNT_RANGE = range(0, 2**53)
 _UNIX_TIME_RANGE = range(0, 253_402_300_800)
 # set_expiry() seconds: 0 (the default age) up to ten years.
 _EXPIRY_RANGE = range(0, 10 * 366 * 24 * 3600)

@@ -23,6 +23,8 @@ WRONG = [
     ("visits", "null"),
     ("visits", "1e309"),
     ("visits", "1" + "0" * 400),
+    ("visits", str(2**63 - 1)),
+    ("visits", "-1"),
     ("last_active", '"abc"'),
     ("last_active", "null"),
     ("signed_in_at", '"abc"'),
