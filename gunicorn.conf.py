@@ -16,6 +16,8 @@ keepalive = 5
 worker_tmp_dir = "/dev/shm"  # noqa: S108  (gunicorn's advice for containers)
 accesslog = "-"
 errorlog = "-"
+# The path without its query string (%(U)s, not the request line %(r)s): a
+# form sent with GET by mistake would put its password in the log.
 # %(M)s: the request's duration in milliseconds.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

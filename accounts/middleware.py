@@ -1,4 +1,4 @@
-"""Session lifetimes: absolute expiry, activity, and saying why a session ended."""
+"""Session lifetimes, corrupt data, and saying why a session ended."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from . import services
 
 ENDED_ELSEWHERE = "Your session was ended from another device."
 EXPIRED = "Your session expired. Please sign in again."
+# Paths that never load the session here: they need none, or (logout) read
+# it in the same round trip that deletes it.
+UNLOADED = ("/healthz", "/readyz", "/static/", "/logout/")
 # Paths that must answer as they are, whatever became of the session.
-PASSING = ("/healthz", "/readyz", "/static/", "/login/", "/logout/")
+PASSING = (*UNLOADED, "/login/")
 
 
 class SessionLifetimeMiddleware:
@@ -35,10 +38,14 @@ class SessionLifetimeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(PASSING):
+        if request.path.startswith(UNLOADED):
             return self.get_response(request)
         try:
             ended = self._session_gone(request)
+            if request.session.session_key is not None:
+                services.discard_if_corrupt(session=request.session)
+            if request.path.startswith(PASSING):
+                return self.get_response(request)
             early = self._before_view(request, ended)
         except SessionStoreUnavailable as exc:
             # Raised here, outside any view, it would never reach the session

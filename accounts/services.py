@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -16,15 +17,24 @@ from django.http import HttpRequest
 
 from sessionsite.redis_sessions import keys, users
 from sessionsite.redis_sessions.engine import SessionStore
+from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 
-VISITS = "visits"
-SIGNED_IN_AT = "signed_in_at"
-LAST_ACTIVE = "last_active"
-IP = "ip"
-DEVICE = "device"
+from .session_data import (
+    DEVICE,
+    EXPIRY,
+    IP,
+    LAST_ACTIVE,
+    SIGNED_IN_AT,
+    VISITS,
+    wrong_fields,
+)
+
 SESSION_FIELDS = (SIGNED_IN_AT, LAST_ACTIVE, IP, DEVICE)
 # A User-Agent longer than this is cut before it is parsed.
 USER_AGENT_MAX_LENGTH = 512
+
+logger = logging.getLogger("accounts.auth")
+suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
 # The site's clock, for session lifetimes; tests replace it.
 clock = time.time
@@ -75,18 +85,24 @@ def describe_device(user_agent: str) -> str:
 
 
 def log_in(*, request: HttpRequest, user: User) -> None:
-    """Log the user in under a new session key and note when, where and how."""
+    """Log the user in under a new session key."""
     # login() keeps the key when the same user logs in again; a new login
     # always gets a new key (OWASP ASVS 5.0, 7.2.4). A session that names a
     # user starts afresh; login() cycles an anonymous one, keeping its data.
     if SESSION_KEY in request.session:
         request.session.flush()
     login(request, user)
+
+
+def record_sign_in(*, request: HttpRequest, user: User) -> None:
+    """Note in the session when, where and how the user signed in; apply the cap."""
     now = clock()
     request.session[SIGNED_IN_AT] = datetime.fromtimestamp(now, tz=UTC).isoformat()
     request.session[LAST_ACTIVE] = int(now)
     request.session[IP] = client_ip(request)
     request.session[DEVICE] = describe_device(request.headers.get("User-Agent", ""))
+    # Back from SESSION_ANONYMOUS_AGE to the default, SESSION_COOKIE_AGE.
+    request.session.set_expiry(None)
     if settings.SESSION_MAX_PER_USER:
         end_sessions_over_cap(
             user_id=user.pk, current=current_key_hash(request.session)
@@ -113,6 +129,39 @@ def end_session_elsewhere(
     return users.end_sessions(user_id, only=[key_hash]) == 1
 
 
+def end_sessions_of_user_who_left(*, user_id: object) -> None:
+    """
+    End every session of a user who was deactivated or deleted.
+
+    With Redis unavailable, log that and go on: the sessions are refused
+    anyway, since Django checks is_active and the user's existence on each
+    request, and Redis expires them.
+    """
+    try:
+        ended = users.end_sessions(user_id)
+    except SessionStoreUnavailable:
+        logger.error(
+            "could not end the sessions of user id=%s: Redis is unavailable; "
+            "they are refused until they expire",
+            user_id,
+        )
+    else:
+        logger.info("ended %d session(s) of user id=%s", ended, user_id)
+
+
+def end_sessions_by_staff(*, request: HttpRequest, user: User) -> int:
+    """End every session of the user, in one round trip; log who did it."""
+    ended = users.end_sessions(user.pk)
+    logger.info(
+        "sessions ended by staff: staff=%r user=%r count=%d ip=%s",
+        request.user.get_username(),
+        user.get_username(),
+        ended,
+        client_ip(request),
+    )
+    return ended
+
+
 def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
     """End the user's oldest sessions so that, with this one, at most the cap remain."""
     others = [
@@ -123,15 +172,23 @@ def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
     excess = len(others) - (settings.SESSION_MAX_PER_USER - 1)
     if excess <= 0:
         return 0
-    oldest = sorted(others, key=lambda s: s.data.get(SIGNED_IN_AT, ""))[:excess]
+    # An unreadable session sorts as the oldest.
+    oldest = sorted(
+        others, key=lambda s: s.data.get(SIGNED_IN_AT, "") if _readable(s) else ""
+    )[:excess]
     return users.end_sessions(user_id, only=[s.key_hash for s in oldest])
 
 
 def lifetime_is_over(*, session: SessionBase) -> bool:
-    """Return True if the session signed in longer ago than the absolute lifetime."""
+    """
+    Return True if the session signed in longer ago than the absolute lifetime.
+
+    A session that does not say when it signed in is over: a lifetime that
+    cannot be checked must not be endless.
+    """
     signed_in_at = session.get(SIGNED_IN_AT)
     if signed_in_at is None:
-        return False
+        return True
     started = datetime.fromisoformat(signed_in_at).timestamp()
     return clock() - started > settings.SESSION_ABSOLUTE_LIFETIME
 
@@ -154,32 +211,69 @@ class DeviceSession:
 
 
 def list_sessions(*, user_id: object, session: SessionBase) -> list[DeviceSession]:
-    """Return the user's sessions, most recently active first, this one marked."""
+    """
+    Return the user's sessions, most recently active first, this one marked.
+
+    A session that cannot be read (a field not JSON or of the wrong type)
+    is left out and ended: no request could use it anyway.
+    """
     current = current_key_hash(session)
-    listed = [
-        DeviceSession(
-            key_hash=s.key_hash,
-            device=s.data.get(DEVICE, "Unknown device"),
-            ip=s.data.get(IP),
-            signed_in_at=(
-                datetime.fromisoformat(s.data[SIGNED_IN_AT])
-                if SIGNED_IN_AT in s.data
-                else None
-            ),
-            last_active=(
-                datetime.fromtimestamp(s.data[LAST_ACTIVE], tz=UTC)
-                if LAST_ACTIVE in s.data
-                else None
-            ),
-            current=s.key_hash == current,
+    listed, corrupt = [], []
+    for s in users.sessions_of(user_id, fields=SESSION_FIELDS):
+        if not _readable(s):
+            corrupt.append(s.key_hash)
+            continue
+        listed.append(
+            DeviceSession(
+                key_hash=s.key_hash,
+                device=s.data.get(DEVICE, "Unknown device"),
+                ip=s.data.get(IP),
+                signed_in_at=(
+                    datetime.fromisoformat(s.data[SIGNED_IN_AT])
+                    if SIGNED_IN_AT in s.data
+                    else None
+                ),
+                last_active=(
+                    datetime.fromtimestamp(s.data[LAST_ACTIVE], tz=UTC)
+                    if LAST_ACTIVE in s.data
+                    else None
+                ),
+                current=s.key_hash == current,
+            )
         )
-        for s in users.sessions_of(user_id, fields=SESSION_FIELDS)
-    ]
+    if corrupt:
+        suspicious_logger.warning(
+            "Session data corrupted: ending %d unreadable session(s) of user id=%s",
+            len(corrupt),
+            user_id,
+        )
+        users.end_sessions(user_id, only=corrupt)
     return sorted(
         listed,
         key=lambda s: s.last_active or datetime.min.replace(tzinfo=UTC),
         reverse=True,
     )
+
+
+def _readable(session: users.UserSession) -> bool:
+    return session.readable and not wrong_fields(session.data)
+
+
+def discard_if_corrupt(*, session: SessionBase) -> bool:
+    """
+    Flush a session that holds a field of the wrong type; return whether it did.
+
+    Such a session was not written by this site: it is treated like one
+    that is not JSON, as corrupted, and the visitor starts afresh.
+    """
+    wrong = wrong_fields(dict(session.items()))
+    if not wrong:
+        return False
+    suspicious_logger.warning(
+        "Session data corrupted: wrong type in %s", ", ".join(wrong)
+    )
+    session.flush()
+    return True
 
 
 def log_out(*, request: HttpRequest) -> None:
@@ -188,15 +282,32 @@ def log_out(*, request: HttpRequest) -> None:
         # Deletes and reads in one round trip; logout() then reads who is
         # leaving from memory and its flush() has nothing left to delete.
         request.session.load_and_delete()
+    discard_if_corrupt(session=request.session)
     logout(request)
 
 
 def count_visit(*, session: SessionBase) -> int:
-    """Add one visit to the session's count and return the new count."""
+    """
+    Add one visit to the session's count and return the new count.
+
+    A session without a user gets SESSION_ANONYMOUS_AGE first, so that the
+    count's own TTL refresh already uses it.
+    """
+    if SESSION_KEY not in session and (
+        session.get(EXPIRY) != settings.SESSION_ANONYMOUS_AGE
+    ):
+        session.set_expiry(settings.SESSION_ANONYMOUS_AGE)
     if isinstance(session, SessionStore):
         return session.incr(VISITS)
     session[VISITS] = session.get(VISITS, 0) + 1
     return int(session[VISITS])
+
+
+def record_visit(*, request: HttpRequest) -> int:
+    """Count a GET as a visit and return the count; a HEAD only reads it."""
+    if request.method == "HEAD":
+        return int(request.session.get(VISITS, 0))
+    return count_visit(session=request.session)
 
 
 def session_facts(*, session: SessionBase) -> SessionFacts:

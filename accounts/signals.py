@@ -1,8 +1,9 @@
-"""Log every authentication event; end the sessions of users who leave."""
+"""Log authentication events, note sign-ins, end the sessions of users who leave."""
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from axes.signals import user_locked_out
@@ -12,15 +13,20 @@ from django.contrib.auth.signals import (
     user_logged_out,
     user_login_failed,
 )
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from sessionsite.redis_sessions import users
-
-from .services import client_ip
+from .services import client_ip, end_sessions_of_user_who_left, record_sign_in
 
 logger = logging.getLogger("accounts.auth")
+
+
+@receiver(user_logged_in)
+def note_sign_in(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """Note the sign-in in the session, whichever way the user logged in."""
+    record_sign_in(request=request, user=user)
 
 
 @receiver(user_logged_in)
@@ -54,12 +60,20 @@ def log_logout(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
-def end_sessions_of_inactive_user(*, instance: Any, **kwargs: Any) -> None:
-    """End every session of a user who is deactivated, at once."""
+def end_sessions_of_inactive_user(*, instance: Any, using: str, **kwargs: Any) -> None:
+    """End every session of a user who is deactivated, once that is committed."""
     if not instance.is_active:
-        users.end_sessions(instance.pk)
+        _end_sessions_on_commit(instance.pk, using)
 
 
 @receiver(post_delete, sender=settings.AUTH_USER_MODEL)
-def end_sessions_of_deleted_user(*, instance: Any, **kwargs: Any) -> None:
-    users.end_sessions(instance.pk)
+def end_sessions_of_deleted_user(*, instance: Any, using: str, **kwargs: Any) -> None:
+    _end_sessions_on_commit(instance.pk, using)
+
+
+def _end_sessions_on_commit(user_id: object, using: str) -> None:
+    # After the commit: inside the transaction a Redis outage would roll the
+    # user's change back, and a rollback would leave the sessions ended.
+    transaction.on_commit(
+        partial(end_sessions_of_user_who_left, user_id=user_id), using=using
+    )

@@ -1,8 +1,10 @@
+from django.contrib import admin
 from django.urls import path
 
 from . import views
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("", views.home, name="home"),
     path("login/", views.SignInView.as_view(), name="login"),
     path("dashboard/", views.dashboard, name="dashboard"),

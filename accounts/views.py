@@ -13,8 +13,9 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from . import services
 from .forms import LoginForm
@@ -22,12 +23,14 @@ from .forms import LoginForm
 LOGGED_OUT = "logged_out"
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard" if request.user.is_authenticated else "login")
 
 
 class SignInView(LoginView):
+    # Not PUT, which LoginView answers like GET, with the form.
+    http_method_names = ("get", "head", "post", "options")
     form_class = LoginForm
     template_name = "accounts/login.html"
 
@@ -56,9 +59,9 @@ class SignInView(LoginView):
 
 @never_cache
 @login_required
-@require_GET
+@require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
-    visits = services.count_visit(session=request.session)
+    visits = services.record_visit(request=request)
     context = {
         "visits": visits,
         "facts": services.session_facts(session=request.session),
@@ -99,7 +102,10 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
+@method_decorator(never_cache, name="dispatch")
 class ChangePasswordView(PasswordChangeView):
+    # Not PUT, which PasswordChangeView answers like GET, with the form.
+    http_method_names = ("get", "head", "post", "options")
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("dashboard")
 
@@ -118,9 +124,9 @@ class ChangePasswordView(PasswordChangeView):
 
 
 @never_cache
-@require_GET
+@require_safe
 def visits(request: HttpRequest) -> HttpResponse:
-    count = services.count_visit(session=request.session)
+    count = services.record_visit(request=request)
     user = request.user
     username = user.get_username() if user.is_authenticated else None
     response: HttpResponse
@@ -141,11 +147,9 @@ def visits(request: HttpRequest) -> HttpResponse:
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
     services.log_out(request=request)
-    # Clear-Site-Data also clears the cookie that messages travel in, so the
-    # login page learns from its URL that it should say so.
-    response = HttpResponseRedirect(f"{reverse('login')}?{LOGGED_OUT}=1")
-    response["Clear-Site-Data"] = '"cookies"'
-    return response
+    # No Clear-Site-Data: it would clear every cookie of the registrable
+    # domain, sibling sites' included; the session cookie is deleted by name.
+    return HttpResponseRedirect(f"{reverse('login')}?{LOGGED_OUT}=1")
 
 
 def locked_out(

@@ -37,7 +37,7 @@ MIDDLEWARE = [
 INSTALLED_APPS = [
     app
     for app in INSTALLED_APPS  # noqa: F405
-    if app not in {"axes", "accounts"}
+    if app not in {"axes", "accounts", "django.contrib.admin"}
 ]
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 ROOT_URLCONF = "bench.urls"

@@ -42,3 +42,25 @@ def check_demo_user(**kwargs: Any) -> list[CheckMessage]:
             id="sessionsite.E002",
         )
     ]
+
+
+LOGIN_LIMITS = (
+    "LOGIN_FAILURE_LIMIT",
+    "LOGIN_IP_FAILURE_LIMIT",
+    "LOGIN_USERNAME_FAILURE_LIMIT",
+)
+
+
+@register(Tags.security)
+def check_login_limits(**kwargs: Any) -> list[CheckMessage]:
+    """Require every failed-login limit to be at least 1."""
+    return [
+        Error(
+            f"{name} is {getattr(settings, name)}; it must be at least 1.",
+            hint="Set it to how many failed logins lock; the README lists "
+            "the defaults.",
+            id="sessionsite.E003",
+        )
+        for name in LOGIN_LIMITS
+        if getattr(settings, name) < 1
+    ]

@@ -5,21 +5,21 @@ from __future__ import annotations
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from sessionsite.redis_sessions import connection as redis_connection
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Answer that the process serves requests; touch neither Redis nor the database."""
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_GET
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Answer 200 if Redis and the database answer, else 503 naming what failed."""
     checks = {"redis": _redis_answers(), "database": _database_answers()}

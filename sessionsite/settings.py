@@ -74,6 +74,7 @@ SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -86,6 +87,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it empties the body after CommonMiddleware has set
+    # Content-Length from it, as a GET would have it.
+    "accounts.protocol.HeadWithoutBodyMiddleware",
+    # Before anything that may read a form body in a charset Django refuses.
+    "accounts.protocol.FormCharsetMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -152,6 +158,10 @@ SESSION_ENGINE = "sessionsite.redis_sessions.engine"
 SESSION_CACHE_ALIAS = "default"
 SESSION_REDIS_KEY_PREFIX = os.environ.get("SESSION_REDIS_KEY_PREFIX", "session")
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 30 * 60)
+# Idle expiry of a session that holds no user (seconds): shorter, so that
+# under memory pressure Redis (maxmemory-policy volatile-ttl) evicts these
+# first, and a flood of them cannot outlive signed-in sessions.
+SESSION_ANONYMOUS_AGE = env_int("SESSION_ANONYMOUS_AGE", 5 * 60)
 # A session ends this long after sign-in, however active (seconds).
 SESSION_ABSOLUTE_LIFETIME = env_int("SESSION_ABSOLUTE_LIFETIME", 12 * 3600)
 # "Last active" (and with it the idle TTL) is written at most this often.
@@ -175,13 +185,25 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 
-# Brute-force protection (django-axes, database handler): 5 failures for a
-# username, or separately from an IP address, lock it for 15 minutes.
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+# Brute-force protection (django-axes, database handler; accounts.lockout
+# gives each parameter its own limit). 5 failures of one username from one
+# IP lock that pair; 20 from one IP, whatever the usernames, lock the IP; 20
+# for one username, from any IPs, lock the username. A lockout lasts 15
+# minutes. A success forgives only the failures of that username from that
+# IP, and attempts refused by a lockout are not counted.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 4 * LOGIN_FAILURE_LIMIT)
+LOGIN_USERNAME_FAILURE_LIMIT = env_int(
+    "LOGIN_USERNAME_FAILURE_LIMIT", 4 * LOGIN_FAILURE_LIMIT
+)
+AXES_HANDLER = "accounts.lockout.LoginThrottle"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
+# Otherwise each refused attempt counts too, and one IP that keeps trying
+# after its pair is locked could run the username up to its own limit.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
 AXES_CLIENT_IP_CALLABLE = "accounts.services.client_ip"
 AXES_VERBOSE = False
@@ -261,11 +283,21 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
     },
+    "filters": {
+        "client_errors": {"()": "accounts.log_filters.ClientErrorsOnOneLine"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_errors"],
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # Without its own handlers: Django's default console handler (debug
+        # only) printed every django.* line a second time, beside the root's.
+        "django": {"handlers": [], "level": "INFO"},
         "sessionsite": {"level": "INFO"},
         "accounts": {"level": "INFO"},
         "axes": {"level": "WARNING"},

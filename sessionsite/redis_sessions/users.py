@@ -36,6 +36,8 @@ class UserSession:
     key_hash: str
     expires_at: datetime
     data: dict[str, Any]
+    # False if a field read is not JSON: data is then empty.
+    readable: bool = True
 
 
 def _user_args(user_id: object) -> list[str | bytes]:
@@ -71,18 +73,22 @@ def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSess
     redis_keys = [names.index(str(user_id)), *map(names.session, members)]
     with unavailable_on_error():
         rows = get_connection().sessions_of(keys=redis_keys, args=args)
-    return [
-        UserSession(
-            key_hash=row[0].decode(),
-            expires_at=datetime.fromtimestamp(float(row[1]), tz=UTC),
-            data={
-                name: json.loads(value)
-                for name, value in zip(fields, row[2:], strict=True)
-                if value is not None
-            },
-        )
-        for row in rows
-    ]
+    return [_user_session(row, fields) for row in rows]
+
+
+def _user_session(row: list[bytes], fields: Sequence[str]) -> UserSession:
+    """Return one row of sessions_of.lua, flagged unreadable if a field is not JSON."""
+    key_hash = row[0].decode()
+    expires_at = datetime.fromtimestamp(float(row[1]), tz=UTC)
+    try:
+        data = {
+            name: json.loads(value)
+            for name, value in zip(fields, row[2:], strict=True)
+            if value is not None
+        }
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors.
+        return UserSession(key_hash, expires_at, {}, readable=False)
+    return UserSession(key_hash, expires_at, data)
 
 
 def end_sessions(

@@ -26,52 +26,128 @@ def attempt(client: Client, username: str = "ada", password: str = "wrong", **me
     return client.post("/login/", {"username": username, "password": password}, **meta)
 
 
+def fail(client: Client, times: int, username: str = "ada", ip: str = "10.0.0.1"):
+    for _ in range(times):
+        attempt(client, username=username, REMOTE_ADDR=ip)
+
+
+def sign_in(client: Client, username: str = "ada", ip: str = "10.0.0.1"):
+    response = attempt(client, username=username, password=PASSWORD, REMOTE_ADDR=ip)
+    client.post("/logout/", REMOTE_ADDR=ip)
+    return response
+
+
+@pytest.fixture
+def mallory(db):
+    """An account that the attacker owns."""
+    return get_user_model().objects.create_user("mallory", password=PASSWORD)
+
+
 class TestLockout:
-    def test_five_failures_lock_the_username_with_429(self, client, user):
-        for _ in range(5):
-            attempt(client)
-        response = attempt(client, password=PASSWORD)
+    def test_five_failures_lock_the_username_on_that_ip_with_429(self, client, user):
+        fail(client, 5)
+        response = attempt(client, password=PASSWORD, REMOTE_ADDR="10.0.0.1")
         assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
         assert COOKIE not in response.cookies
 
-    def test_the_lockout_holds_for_another_ip(self, client, user):
-        for _ in range(5):
-            attempt(client, REMOTE_ADDR="10.0.0.1")
-        response = attempt(client, password=PASSWORD, REMOTE_ADDR="10.0.0.2")
-        assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    def test_four_failures_do_not_lock(self, client, user):
+        fail(client, 4)
+        assert sign_in(client).status_code == HTTPStatus.FOUND
 
-    def test_five_failures_from_one_ip_lock_that_ip_for_every_username(
+    def test_an_attacker_on_one_ip_cannot_lock_the_user_out_of_their_own(
         self, client, user
     ):
-        for i in range(5):
-            attempt(client, username=f"guess{i}", REMOTE_ADDR="10.0.0.9")
-        response = attempt(client, password=PASSWORD, REMOTE_ADDR="10.0.0.9")
+        fail(client, 5, ip="10.6.6.6")
+        assert sign_in(client, ip="10.0.0.2").status_code == HTTPStatus.FOUND
+
+    def test_refused_attempts_do_not_count_towards_the_usernames_limit(
+        self, client, user
+    ):
+        fail(client, 30, ip="10.6.6.6")
+        assert sign_in(client, ip="10.0.0.2").status_code == HTTPStatus.FOUND
+
+    def test_twenty_failures_across_ips_lock_the_username_everywhere(
+        self, client, user
+    ):
+        for i in range(4):
+            fail(client, 5, ip=f"10.6.6.{i}")
+        assert sign_in(client, ip="10.0.0.2").status_code == (
+            HTTPStatus.TOO_MANY_REQUESTS
+        )
+
+    def test_nineteen_failures_across_ips_do_not_lock_the_username(self, client, user):
+        for i in range(4):
+            fail(client, 5 if i < 3 else 4, ip=f"10.6.6.{i}")
+        assert sign_in(client, ip="10.0.0.2").status_code == HTTPStatus.FOUND
+
+    def test_twenty_usernames_tried_once_from_one_ip_lock_that_ip(self, client, user):
+        for i in range(20):
+            fail(client, 1, username=f"guess{i}", ip="10.0.0.9")
+        assert sign_in(client, ip="10.0.0.9").status_code == (
+            HTTPStatus.TOO_MANY_REQUESTS
+        )
+
+    def test_nineteen_usernames_tried_once_from_one_ip_do_not_lock_it(
+        self, client, user
+    ):
+        for i in range(19):
+            fail(client, 1, username=f"guess{i}", ip="10.0.0.9")
+        assert sign_in(client, ip="10.0.0.9").status_code == HTTPStatus.FOUND
+
+    def test_the_ip_lock_spares_other_ips(self, client, user):
+        for i in range(20):
+            fail(client, 1, username=f"guess{i}", ip="10.0.0.9")
+        assert sign_in(client, ip="10.0.0.2").status_code == HTTPStatus.FOUND
+
+    def test_an_attackers_own_success_never_erases_the_victims_failures(
+        self, client, user, mallory
+    ):
+        for _ in range(4):
+            fail(client, 4, ip="10.6.6.6")
+            assert sign_in(client, "mallory", ip="10.6.6.6").status_code == (
+                HTTPStatus.FOUND
+            )
+        response = attempt(client, password=PASSWORD, REMOTE_ADDR="10.6.6.6")
         assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+    def test_a_success_never_erases_failures_from_other_ips(self, client, user):
+        for i in range(3):
+            fail(client, 5, ip=f"10.6.6.{i}")
+        fail(client, 4, ip="10.0.0.2")
+        assert sign_in(client, ip="10.0.0.2").status_code == HTTPStatus.FOUND
+        fail(client, 5, ip="10.6.6.3")
+        assert sign_in(client, ip="10.0.0.2").status_code == (
+            HTTPStatus.TOO_MANY_REQUESTS
+        )
+
+    def test_a_success_never_erases_other_usernames_failures_on_its_ip(
+        self, client, user, mallory
+    ):
+        for i in range(19):
+            fail(client, 1, username=f"guess{i}", ip="10.6.6.6")
+        assert sign_in(client, "mallory", ip="10.6.6.6").status_code == (
+            HTTPStatus.FOUND
+        )
+        fail(client, 1, username="guess19", ip="10.6.6.6")
+        assert sign_in(client, "mallory", ip="10.6.6.6").status_code == (
+            HTTPStatus.TOO_MANY_REQUESTS
+        )
+
+    def test_a_success_forgives_the_users_own_failures_on_that_ip(self, client, user):
+        fail(client, 4)
+        assert sign_in(client).status_code == HTTPStatus.FOUND
+        fail(client, 4)
+        assert sign_in(client).status_code == HTTPStatus.FOUND
 
     def test_the_page_says_when_to_try_again_and_nothing_about_the_password(
         self, client, user
     ):
-        for _ in range(5):
-            attempt(client)
-        response = attempt(client, password=PASSWORD)
+        fail(client, 5)
+        response = attempt(client, password=PASSWORD, REMOTE_ADDR="10.0.0.1")
         html = response.content.decode()
         assert response["Retry-After"] == "900"
         assert "Try again in 15 minutes" in html
         assert "password" not in html.lower().replace('name="password"', "")
-
-    def test_a_success_resets_the_usernames_count(self, client, user):
-        for _ in range(4):
-            attempt(client)
-        assert attempt(client, password=PASSWORD).status_code == HTTPStatus.FOUND
-        client.post("/logout/")
-        for _ in range(4):
-            attempt(client)
-        assert attempt(client, password=PASSWORD).status_code == HTTPStatus.FOUND
-
-    def test_four_failures_do_not_lock(self, client, user):
-        for _ in range(4):
-            attempt(client)
-        assert attempt(client, password=PASSWORD).status_code == HTTPStatus.FOUND
 
 
 class TestPasswords:
@@ -198,14 +274,24 @@ class TestCookies:
 
 
 class TestHeaders:
-    @pytest.mark.parametrize("path", ["/login/", "/dashboard/", "/visits/"])
+    @pytest.mark.parametrize(
+        "path", ["/login/", "/dashboard/", "/visits/", "/password/"]
+    )
     def test_login_and_authenticated_pages_are_not_stored(self, client, user, path):
         client.force_login(user)
         assert "no-store" in client.get(path)["Cache-Control"]
 
-    def test_logout_clears_site_cookies(self, client, user):
+    def test_the_password_form_with_errors_is_not_stored(self, client, user):
         client.force_login(user)
-        assert client.post("/logout/")["Clear-Site-Data"] == '"cookies"'
+        response = client.post("/password/", {"old_password": "wrong"})
+        assert response.status_code == HTTPStatus.OK
+        assert "no-store" in response["Cache-Control"]
+
+    def test_logout_deletes_the_session_cookie_and_no_other(self, client, user):
+        client.force_login(user)
+        response = client.post("/logout/")
+        assert "Clear-Site-Data" not in response
+        assert response.cookies[COOKIE]["max-age"] == 0
 
     def test_security_headers_are_set(self, client):
         response = client.get("/login/", secure=True)

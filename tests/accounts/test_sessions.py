@@ -11,10 +11,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from accounts import services
+from accounts import services, session_data
 from sessionsite.redis_sessions import keys, users
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import PASSWORD, session_redis_key, user_index
+from tests.conftest import PASSWORD, caches_for, session_redis_key, user_index
+from tests.redis_process import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +69,53 @@ class TestPanel:
         device(username="bob")
         laptop = device()
         assert len(laptop.get("/dashboard/").context["sessions"]) == 1
+
+
+UNREADABLE = [
+    ("ip", "{not json"),
+    ("ip", "[1]"),
+    ("last_active", '"abc"'),
+    ("signed_in_at", '"abc"'),
+    ("signed_in_at", "{not json"),
+    ("device", "null"),
+]
+
+
+class TestCorruptSessionInTheList:
+    @pytest.mark.parametrize(("field", "raw"), UNREADABLE)
+    def test_the_others_are_still_listed(self, user, redis_client, field, raw):
+        laptop, phone = device(), device(IPHONE)
+        phone_redis_key = session_redis_key(phone.cookies[COOKIE].value)
+        redis_client.hset(phone_redis_key, f"d:{field}", raw)
+        response = laptop.get("/dashboard/")
+        assert response.status_code == HTTPStatus.OK
+        assert [s.key_hash for s in response.context["sessions"]] == [key_hash(laptop)]
+
+    @pytest.mark.parametrize(("field", "raw"), UNREADABLE)
+    def test_the_unreadable_one_is_ended(self, user, redis_client, field, raw):
+        laptop, phone = device(), device(IPHONE)
+        phone_redis_key = session_redis_key(phone.cookies[COOKIE].value)
+        redis_client.hset(phone_redis_key, f"d:{field}", raw)
+        laptop.get("/dashboard/")
+        assert redis_client.exists(phone_redis_key) == 0
+        assert redis_client.zrange(user_index(user.pk), 0, -1) == [
+            key_hash(laptop).encode()
+        ]
+
+    def test_one_warning_is_logged(self, user, redis_client, caplog):
+        laptop, phone = device(), device(IPHONE)
+        phone_redis_key = session_redis_key(phone.cookies[COOKIE].value)
+        redis_client.hset(phone_redis_key, "d:ip", "{not json")
+        caplog.clear()
+        laptop.get("/dashboard/")
+        assert [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "django.security.SuspiciousSession"
+        ] == [
+            "Session data corrupted: ending 1 unreadable session(s) of user "
+            f"id={user.pk}"
+        ]
 
 
 class TestEnding:
@@ -139,11 +187,58 @@ class TestPasswordChange:
         assert 'href="/password/"' in device().get("/dashboard/").content.decode()
 
 
-def test_deactivating_a_user_ends_their_sessions(user):
-    laptop, phone = device(), device(IPHONE)
+def deactivate(user) -> None:
     user.is_active = False
     user.save()
-    assert (session_exists(laptop), session_exists(phone)) == (False, False)
+
+
+def delete(user) -> None:
+    user.delete()
+
+
+class TestUsersWhoLeave:
+    @pytest.mark.parametrize("leave", [deactivate, delete])
+    def test_their_sessions_end_once_the_change_is_committed(
+        self, user, leave, django_capture_on_commit_callbacks
+    ):
+        laptop, phone = device(), device(IPHONE)
+        with django_capture_on_commit_callbacks(execute=True):
+            leave(user)
+            assert (session_exists(laptop), session_exists(phone)) == (True, True)
+        assert (session_exists(laptop), session_exists(phone)) == (False, False)
+
+    @pytest.mark.parametrize("leave", [deactivate, delete])
+    def test_a_redis_outage_keeps_the_change_and_is_logged(
+        self, user, leave, django_capture_on_commit_callbacks, settings, caplog
+    ):
+        original, user_id = settings.CACHES, user.pk
+        device()
+        caplog.clear()
+        settings.CACHES = caches_for(f"redis://127.0.0.1:{free_port()}/0")
+        with django_capture_on_commit_callbacks(execute=True):
+            leave(user)
+        settings.CACHES = original
+        assert not get_user_model().objects.filter(is_active=True).exists()
+        logged = [r.getMessage() for r in caplog.records if r.name == "accounts.auth"]
+        assert logged == [
+            f"could not end the sessions of user id={user_id}: Redis is "
+            "unavailable; they are refused until they expire"
+        ]
+
+    @pytest.mark.parametrize("leave", [deactivate, delete])
+    def test_sessions_left_by_an_outage_are_refused(
+        self, user, leave, django_capture_on_commit_callbacks, settings
+    ):
+        original = settings.CACHES
+        laptop = device()
+        settings.CACHES = caches_for(f"redis://127.0.0.1:{free_port()}/0")
+        with django_capture_on_commit_callbacks(execute=True):
+            leave(user)
+        settings.CACHES = original
+        assert session_exists(laptop)
+        response = laptop.get("/dashboard/")
+        assert response.status_code == HTTPStatus.FOUND
+        assert response["Location"].startswith("/login/")
 
 
 class TestTimeouts:
@@ -166,6 +261,31 @@ class TestTimeouts:
             assert laptop.get("/dashboard/").status_code == HTTPStatus.OK
         monkeypatch.setattr(services, "clock", lambda: start + 12 * 3600 + 1)
         assert laptop.get("/dashboard/").status_code == HTTPStatus.FOUND
+
+    def test_a_login_by_any_path_records_when_it_signed_in(self, client, user):
+        client.force_login(user)
+        assert session_data.SIGNED_IN_AT in client.session
+
+    def test_the_absolute_lifetime_ends_a_session_logged_in_by_any_path(
+        self, client, user, monkeypatch
+    ):
+        client.force_login(user)
+        later = services.clock() + settings.SESSION_ABSOLUTE_LIFETIME + 1
+        monkeypatch.setattr(services, "clock", lambda: later)
+        assert client.get("/dashboard/").status_code == HTTPStatus.FOUND
+        assert not session_exists(client)
+
+    def test_a_signed_in_session_that_does_not_say_when_has_expired(
+        self, user, redis_client
+    ):
+        laptop = device()
+        redis_key = session_redis_key(laptop.cookies[COOKIE].value)
+        redis_client.hdel(redis_key, "d:" + session_data.SIGNED_IN_AT)
+        response = laptop.get("/dashboard/", follow=True)
+        assert follow_messages(response) == [
+            "Your session expired. Please sign in again."
+        ]
+        assert not session_exists(laptop)
 
     def test_an_idle_session_that_redis_expired_lands_on_login_saying_so(
         self, user, redis_client

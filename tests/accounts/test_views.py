@@ -221,3 +221,42 @@ def test_update_session_auth_hash_keeps_the_user_logged_in_under_a_new_key(
     assert client.get("/dashboard/").status_code == HTTPStatus.OK
     assert not SessionStore().exists(old)
     assert get_user_model().objects.get().check_password("a new password 42")
+
+
+class TestMethods:
+    @pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/visits/"])
+    def test_head_is_answered_like_get(self, client, path):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code
+        assert head.content == b""
+
+    def test_head_on_the_dashboard_is_answered(self, client, user):
+        client.force_login(user)
+        assert client.head("/dashboard/").status_code == HTTPStatus.OK
+
+    def test_head_on_visits_counts_nothing(self, client):
+        client.get("/visits/")
+        client.head("/visits/")
+        assert client.get("/visits/", headers=JSON).json()["visits"] == 2
+
+    def test_head_on_the_dashboard_counts_nothing(self, client, user):
+        client.force_login(user)
+        client.get("/dashboard/")
+        client.head("/dashboard/")
+        assert client.get("/visits/", headers=JSON).json()["visits"] == 2
+
+    def test_head_without_a_session_creates_none(self, client, redis_client):
+        client.head("/visits/")
+        assert COOKIE not in client.cookies
+        assert redis_client.dbsize() == 0
+
+    @pytest.mark.parametrize("path", ["/", "/healthz", "/visits/"])
+    def test_options_is_refused_where_only_reading_is_meant(self, client, path):
+        response = client.options(path)
+        assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+        assert response["Allow"] == "GET, HEAD"
+
+    @pytest.mark.parametrize("path", ["/login/", "/password/"])
+    def test_put_on_a_form_is_405(self, client, user, path):
+        client.force_login(user)
+        assert client.put(path).status_code == HTTPStatus.METHOD_NOT_ALLOWED

@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import services
+from accounts import services, session_data
 from sessionsite.redis_sessions import users
 
 
@@ -64,10 +64,10 @@ class Command(BaseCommand):
             rows.append(
                 (
                     entry.key_hash,
-                    str(data.get(services.DEVICE, "-")),
-                    str(data.get(services.IP, "-")),
-                    str(data.get(services.SIGNED_IN_AT, "-"))[:19],
-                    str(data.get(services.LAST_ACTIVE, "-")),
+                    str(data.get(session_data.DEVICE, "-")),
+                    str(data.get(session_data.IP, "-")),
+                    str(data.get(session_data.SIGNED_IN_AT, "-"))[:19],
+                    str(data.get(session_data.LAST_ACTIVE, "-")),
                     entry.expires_at.isoformat(timespec="seconds"),
                 )
             )

@@ -1,0 +1,64 @@
+"""gunicorn.conf.py under a real gunicorn: what its log holds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import pytest
+
+from tests.http_client import Browser
+from tests.redis_process import RedisProcess
+from tests.site_process import Gunicorn, prepare_database, site_environment
+
+pytestmark = pytest.mark.gunicorn
+
+
+@pytest.fixture(scope="module")
+def gunicorn(
+    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
+    directory = tmp_path_factory.mktemp("gunicorn-conf")
+    environment = site_environment(redis_server.url, directory / "db.sqlite3")
+    prepare_database(environment)
+    server = Gunicorn(environment, directory / "gunicorn.log", workers=1, threads=2)
+    server.start()
+    yield server
+    server.stop()
+
+
+def log_after(gunicorn: Gunicorn, method: str, path: str) -> str:
+    """Send one request, then return the log once its access line is written."""
+    start = gunicorn.log.stat().st_size
+    Browser(gunicorn.port).request(method, path)
+    # gunicorn writes the access line just after the answer: wait for it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(gunicorn.log) as log:
+            log.seek(start)
+            text = log.read()
+        if f'"{method} ' in text:
+            return text
+        time.sleep(0.01)
+    raise AssertionError(f"no access line for {method} {path} in {gunicorn.log}")
+
+
+def test_the_access_log_leaves_out_query_strings(gunicorn):
+    text = log_after(gunicorn, "GET", "/login/?username=admin&password=secret")
+    assert '"GET /login/ HTTP/1.1" 200' in text
+    assert "secret" not in text
+
+
+def test_a_get_with_credentials_echoes_nothing(gunicorn):
+    response = Browser(gunicorn.port).get("/login/?username=admin&password=secret")
+    assert response.status == HTTPStatus.OK
+    assert "secret" not in response.text
+    assert "admin" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/login/", "/healthz"])
+def test_head_makes_no_warning(gunicorn, path):
+    text = log_after(gunicorn, "HEAD", path)
+    assert f'"HEAD {path} HTTP/1.1" 200 0' in text
+    assert "WARNING" not in text
