@@ -142,6 +142,9 @@ CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
+        # Every key of this site, sessions included, starts with it: another
+        # site on the same Redis database never meets this one's.
+        "KEY_PREFIX": os.environ.get("REDIS_KEY_PREFIX", "sessionsite"),
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": env_float("REDIS_CONNECT_TIMEOUT", 0.5),
             "SOCKET_TIMEOUT": env_float("REDIS_TIMEOUT", 0.5),

@@ -15,6 +15,7 @@ DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 REDIS_BACKEND = "django_redis.cache.RedisCache"
 JSON_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 REDIS_CLIENT = "redis.client.Redis"
+DJANGO_REDIS_CLIENT = "django_redis.client.DefaultClient"
 MAX_TIMEOUT = 2.0
 
 
@@ -62,16 +63,29 @@ def _check_cache() -> list[CheckMessage]:
         ]
     options: dict[str, Any] = config.get("OPTIONS", {})
     messages: list[CheckMessage] = []
-    client_class = options.get("REDIS_CLIENT_CLASS", REDIS_CLIENT)
-    if client_class not in (REDIS_CLIENT, "redis.Redis"):
+    for option, default in (
+        ("REDIS_CLIENT_CLASS", REDIS_CLIENT),
+        ("CLIENT_CLASS", DJANGO_REDIS_CLIENT),
+        ("CONNECTION_FACTORY", None),
+    ):
+        if options.get(option, default) != default:
+            messages.append(
+                Error(
+                    f"CACHES[{alias!r}]['OPTIONS'][{option!r}] is "
+                    f"{options[option]!r}, which the session engine cannot use: "
+                    "its async client is built from a plain redis-py pool.",
+                    hint=f"Remove {option}, or give sessions a cache entry of "
+                    "their own (SESSION_CACHE_ALIAS).",
+                    id="redis_sessions.E007",
+                )
+            )
+    if not config.get("KEY_PREFIX"):
         messages.append(
-            Error(
-                f"CACHES[{alias!r}]['OPTIONS']['REDIS_CLIENT_CLASS'] is "
-                f"{client_class!r}, which the session engine cannot use: its "
-                "async path needs redis.asyncio.Redis, built from the same pool.",
-                hint="Remove REDIS_CLIENT_CLASS, or give sessions a cache entry "
-                "of their own (SESSION_CACHE_ALIAS).",
-                id="redis_sessions.E007",
+            Warning(
+                f"CACHES[{alias!r}] has no KEY_PREFIX: another site on the same "
+                "Redis database without one would share its sessions and users.",
+                hint=f"Set CACHES[{alias!r}]['KEY_PREFIX'] to a name of this site.",
+                id="redis_sessions.W002",
             )
         )
     for option in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"):

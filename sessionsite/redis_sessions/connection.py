@@ -52,17 +52,27 @@ SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
 SCRIPTS = (SAVE_LUA, INCR_LUA, LOAD_AND_DELETE_LUA, SESSIONS_OF_LUA, END_SESSIONS_LUA)
 
-# Errors of a Redis that cannot serve now (down, unreachable, hung, loading,
-# a read-only replica, out of memory, a cluster or primary that is down, a
-# slot that is moving); every other error is a bug or a bad argument.
+# Errors of a Redis that cannot serve now (down, unreachable, hung, refusing
+# our credentials, loading, a read-only replica, out of memory, a cluster or
+# primary that is down, a slot that is moving); every other error is a bug
+# or a bad argument.
 OUTAGES: tuple[type[Exception], ...] = (
-    redis.ConnectionError,  # BusyLoadingError (LOADING) is one
+    redis.ConnectionError,  # BusyLoadingError (LOADING) and AuthenticationError
     redis.TimeoutError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ClusterDownError,  # MasterDownError (MASTERDOWN) is one
     redis.exceptions.TryAgainError,
 )
+# Replies of a Redis that cannot serve now, which redis-py has no class for:
+# a script running too long, too few replicas for a write, a failed snapshot
+# that stops writes.
+OUTAGE_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
+
+
+def is_outage(exc: redis.RedisError) -> bool:
+    """Return True if exc says that Redis cannot serve now."""
+    return isinstance(exc, OUTAGES) or str(exc).startswith(OUTAGE_REPLIES)
 
 
 @dataclass(frozen=True)
@@ -267,7 +277,9 @@ def unavailable_on_error() -> Iterator[None]:
     """
     try:
         yield
-    except OUTAGES as exc:
+    except redis.RedisError as exc:
+        if not is_outage(exc):
+            raise
         outage.failed(exc)
         raise SessionStoreUnavailable(
             f"The session store did not answer: {exc.__class__.__name__}: {exc}. "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -41,9 +42,10 @@ from .connection import get_async_connection, get_connection, unavailable_on_err
 DATA_FIELD_PREFIX = "d:"
 USER_FIELD = DATA_FIELD_PREFIX + SESSION_KEY
 EXPIRY = "_session_expiry"
-# The longest expiry Redis can keep (its EXPIRE takes at most about 9.2e15
-# seconds) with room to spare; a longer one is refused before any Redis call.
-MAX_EXPIRY_AGE = 10**15
+# The longest expiry the engine takes, about 3,000 years: Redis could keep
+# more, but Python's datetime (which Django turns expiries into) ends at the
+# year 9999. A longer one is refused before any Redis call.
+MAX_EXPIRY_AGE = 10**11
 # HINCRBY works on signed 64-bit integers.
 INT64 = range(-(2**63), 2**63)
 
@@ -70,8 +72,20 @@ class _Write:
 
 
 def encode(value: Any) -> bytes:
-    """Return a session value as the hash stores it: compact JSON, UTF-8."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """Return a session value as the hash stores it: JSON, as Django's serializer."""
+    # ASCII, as Django's JSONSerializer writes it: a lone surrogate (which a
+    # request's JSON body can carry) is escaped, not an encoding error.
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _field_name(name: object) -> str:
+    """Return a session key as JSON would name it (1 -> "1"), or raise TypeError."""
+    if isinstance(name, str):
+        return name
+    if name is None or isinstance(name, int | float):
+        key: str = next(iter(json.loads(json.dumps({name: 0}))))
+        return key
+    raise TypeError(f"Session keys must be strings, not {name!r}.")
 
 
 def _decode(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], dict[str, bytes]] | None:
@@ -96,12 +110,17 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
 
 
 def _checked_age(age: object, what: str) -> int:
-    """Return age (seconds) as an int, or raise TypeError/ValueError."""
+    """
+    Return age (seconds) as a whole number, or raise TypeError/ValueError.
+
+    A fraction of a second counts as a whole one; anything already past
+    counts as -1 (expired).
+    """
     if isinstance(age, bool) or not isinstance(age, int | float):
         raise TypeError(f"{what} must be a number of seconds, not {age!r}.")
-    if abs(age) > MAX_EXPIRY_AGE:
+    if age > MAX_EXPIRY_AGE:
         raise ValueError(f"{what} of {age} seconds is more than Redis can keep.")
-    return int(age)
+    return max(math.ceil(age), -1)
 
 
 def _expiry_rule(expiry: object) -> str:
@@ -262,6 +281,8 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         data = self._get_session(no_load=must_create)
+        if self.session_key is None:  # loading found the session gone
+            return self.create()
         create = must_create or self._state is State.NEW
         write = self._plan_save(data, "create" if create else "update")
         if write is None:
@@ -274,6 +295,8 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return await self.acreate()
         data = await self._aget_session(no_load=must_create)
+        if self.session_key is None:  # loading found the session gone
+            return await self.acreate()
         create = must_create or self._state is State.NEW
         write = self._plan_save(data, "create" if create else "update")
         if write is None:
@@ -287,11 +310,7 @@ class SessionStore(SessionBase):
         self, data: dict[str, Any], mode: Mode, source: str | None = None
     ) -> _Write | None:
         """Plan the write of data to the session's key (from source, to rotate)."""
-        encoded = {}
-        for name, value in data.items():
-            if not isinstance(name, str):
-                raise TypeError(f"Session keys must be strings, not {name!r}.")
-            encoded[name] = encode(value)
+        encoded = {_field_name(name): encode(value) for name, value in data.items()}
         stored = {} if mode == "create" else self._stored
         if stored is None:
             changed, deleted = encoded, []
@@ -352,12 +371,12 @@ class SessionStore(SessionBase):
         UpdateError, so that a logout is never undone.
         """
         data = self._get_session()
+        previous = self.session_key
         source = self._start_rotation()
         if source is None:
             return
         while True:
-            write = self._plan_save(data, "rotate", source)
-            assert write is not None
+            write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
                 result = get_connection().save(keys=write.keys, args=write.args)
             if self._finish_rotation(write, result, data):
@@ -365,13 +384,13 @@ class SessionStore(SessionBase):
 
     async def acycle_key(self) -> None:
         data = await self._aget_session()
+        previous = self.session_key
         source = self._start_rotation()
         if source is None:
             return
         connection = await get_async_connection()
         while True:
-            write = self._plan_save(data, "rotate", source)
-            assert write is not None
+            write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
                 result = await connection.save(keys=write.keys, args=write.args)
             if self._finish_rotation(write, result, data):
@@ -386,6 +405,18 @@ class SessionStore(SessionBase):
         if source is None:
             self._state, self._stored = State.NEW, {}
         return source
+
+    def _plan_rotation(
+        self, data: dict[str, Any], source: str, previous: str | None
+    ) -> _Write:
+        """Plan the rename; on a bad value, keep the key being left."""
+        try:
+            write = self._plan_save(data, "rotate", source)
+        except (TypeError, ValueError):
+            self._session_key = previous
+            raise
+        assert write is not None
+        return write
 
     def _finish_rotation(
         self, write: _Write, result: int, data: dict[str, Any]

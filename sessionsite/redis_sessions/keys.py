@@ -35,6 +35,7 @@ ID_LENGTH = 32
 SALT = "sessionsite.redis_sessions"
 # "<32 id chars>:<43 base64url chars of an HMAC-SHA256>"
 SESSION_KEY_LENGTH = ID_LENGTH + 1 + 43
+_GLOB = re.compile(r"[*?\[\]\\]")
 _SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
 
 
@@ -118,7 +119,9 @@ class KeyNames:
 
     def sessions_pattern(self) -> str:
         """Return a SCAN pattern that matches every session (and more)."""
-        return self.make_key(f"{self.prefix}:*")
+        # A key function that keeps the name at its end, as Django's does;
+        # glob characters in the prefixes match only themselves.
+        return _GLOB.sub(r"\\\g<0>", self.make_key(f"{self.prefix}:")) + "*"
 
 
 @functools.cache

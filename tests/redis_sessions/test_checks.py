@@ -56,6 +56,7 @@ def test_missing_or_long_timeouts_are_w001(settings):
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:6379/0",
+            "KEY_PREFIX": "site",
             "OPTIONS": {"SOCKET_TIMEOUT": 5},
         }
     }
@@ -72,3 +73,17 @@ def test_a_custom_redis_client_class_is_e007(settings):
     options = {**default["OPTIONS"], "REDIS_CLIENT_CLASS": "myapp.TracingRedis"}
     settings.CACHES = {"default": {**default, "OPTIONS": options}}
     assert ids(settings) == ["redis_sessions.E007"]
+
+
+def test_django_redis_sentinel_client_is_e007(settings):
+    default = settings.CACHES["default"]
+    client = "django_redis.client.SentinelClient"
+    options = {**default["OPTIONS"], "CLIENT_CLASS": client}
+    settings.CACHES = {"default": {**default, "OPTIONS": options}}
+    assert ids(settings) == ["redis_sessions.E007"]
+
+
+def test_a_cache_without_key_prefix_is_w002(settings):
+    default = settings.CACHES["default"]
+    settings.CACHES = {"default": {**default, "KEY_PREFIX": ""}}
+    assert ids(settings) == ["redis_sessions.W002"]

@@ -7,16 +7,19 @@ Each test names the behaviour Django's other backends have and callers rely on.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import UpdateError
 
-from sessionsite.redis_sessions import users
+from sessionsite.redis_sessions import connection, keys, users
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import session_redis_key
+from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
+from tests.conftest import session_redis_key, user_index
 
 
 def stored(data: dict[str, object]) -> SessionStore:
@@ -180,3 +183,118 @@ class TestTheTtlFollowsTheStoredExpiry:
         with pytest.raises(UpdateError):
             session.save()
         assert users.sessions_of("1") == []
+
+
+class TestWhatAHostileReviewFound:
+    def test_saving_a_session_that_is_gone_creates_a_new_one(self):
+        session = SessionStore(keys.new_session_key())
+        session.save()
+        assert session.exists(session.session_key)
+
+    @pytest.mark.asyncio
+    @pytest.mark.usefixtures("close_async_redis")
+    async def test_asaving_a_session_that_is_gone_creates_a_new_one(self):
+        session = SessionStore(keys.new_session_key())
+        await session.asave()
+        assert await session.aexists(session.session_key)
+
+    def test_an_expiry_past_the_year_9999_is_refused(self, round_trips):
+        session = SessionStore()
+        session.set_expiry(10**12)
+        with pytest.raises(ValueError, match="more than Redis can keep"):
+            session.save()
+        assert round_trips == []
+
+    def test_a_long_expiry_still_lists(self):
+        session = SessionStore()
+        session[SESSION_KEY] = "1"
+        session.set_expiry(10**10)
+        session.save()
+        (listed,) = users.sessions_of("1")
+        assert listed.expires_at.year > 2300
+
+    def test_a_hugely_negative_expiry_just_expires(self):
+        session = SessionStore()
+        session["a"] = 1
+        session.set_expiry(-(10**16))
+        session.save()
+        assert not session.exists(session.session_key)
+
+    def test_a_corrupted_expiry_rule_falls_back_to_the_default_age(
+        self, redis_client: redis.Redis, settings
+    ):
+        key = stored({"a": 1}).session_key
+        redis_client.hset(session_redis_key(key), "m:expiry", "garbage")
+        session = SessionStore(key)
+        session["a"] = 2
+        session.save()
+        ttl = redis_client.ttl(session_redis_key(key))
+        assert settings.SESSION_COOKIE_AGE - 5 < ttl <= settings.SESSION_COOKIE_AGE
+
+    def test_a_lone_surrogate_is_stored_as_djangos_serializer_stores_it(self):
+        key = stored({"text": "\ud800 and ✓"}).session_key
+        assert SessionStore(key).load() == {"text": "\ud800 and ✓"}
+
+    def test_a_number_as_a_key_is_stored_under_its_json_name(self):
+        key = stored({1: "one"}).session_key  # type: ignore[dict-item]
+        assert SessionStore(key).load() == {"1": "one"}
+
+    def test_a_cycle_key_refused_for_a_bad_value_keeps_the_key(self):
+        key = stored({"a": 1}).session_key
+        session = SessionStore(key)
+        session.set_expiry(10**12)
+        with pytest.raises(ValueError, match="more than Redis can keep"):
+            session.cycle_key()
+        assert session.session_key == key
+        assert SessionStore(key).load()["a"] == 1
+
+    @pytest.mark.parametrize(
+        ("setting", "value"),
+        [("min-replicas-to-write", "1")],
+        ids=["NOREPLICAS"],
+    )
+    def test_a_redis_that_refuses_writes_for_now_is_an_outage(
+        self, redis_client: redis.Redis, setting, value
+    ):
+        key = stored({"a": 1}).session_key
+        session = SessionStore(key)
+        session["a"] = 2
+        before = redis_client.config_get(setting)[setting]
+        redis_client.config_set(setting, value)
+        try:
+            with pytest.raises(SessionStoreUnavailable):
+                session.save()
+        finally:
+            redis_client.config_set(setting, before)
+
+    def test_index_scores_follow_redis_clock_not_the_app_servers(
+        self, redis_client: redis.Redis, monkeypatch
+    ):
+        monkeypatch.setattr(time, "time", lambda: 4_000_000_000.0)
+        session = SessionStore()
+        session[SESSION_KEY] = "1"
+        session.save()
+        monkeypatch.undo()
+        score = redis_client.zscore(user_index(1), session.key_hash)
+        assert score is not None
+        assert abs(score - int(redis_client.time()[0])) < 3600
+
+    def test_no_script_names_djangos_user_field_itself(self):
+        code = [
+            line
+            for path in Path(connection.LUA_DIR).glob("*.lua")
+            for line in path.read_text().splitlines()
+            if not line.lstrip().startswith("--")
+        ]
+        assert code
+        assert not [line for line in code if SESSION_KEY in line]
+
+    def test_counting_escapes_glob_characters_in_the_prefix(self, redis_server):
+        from tests.redis_sessions.test_key_names import site
+
+        with site(redis_server.url, KEY_PREFIX="site[1]*"):
+            stored({"a": 1})
+        with site(redis_server.url, KEY_PREFIX="site[1]*x"):
+            stored({"a": 1})
+        with site(redis_server.url, KEY_PREFIX="site[1]*"):
+            assert users.count_sessions() == 1

@@ -18,13 +18,13 @@ local function clock()
   return tonumber(redis.call("TIME")[1])
 end
 
--- The TTL, in seconds, that a session with the given expiry rule has from now.
+-- The TTL, in seconds, that a session with the given expiry rule has from
+-- now; a rule that is not one (corrupted data) counts as none.
 local function ttl_of(rule, default_age, now)
   if not rule then return default_age end
-  if string.sub(rule, 1, 1) == "@" then
-    return tonumber(string.sub(rule, 2)) - now
-  end
-  return tonumber(rule)
+  local at = string.sub(rule, 1, 1) == "@" and tonumber(string.sub(rule, 2))
+  if at then return at - now end
+  return tonumber(rule) or default_age
 end
 
 -- Keep member's entry in a user's index (a sorted set by expiry time) at or
