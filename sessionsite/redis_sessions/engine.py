@@ -60,6 +60,10 @@ class State(enum.Enum):
     NEW = "new"  # not in Redis: no key yet, or one made here that a save creates
     STORED = "stored"  # Redis has it, or had it when the cookie was sent
     DELETED = "deleted"  # this store deleted it
+    # The cookie's session was renamed by a concurrent request's cycle_key()
+    # (the browser gets the new key from that response): this request has no
+    # session, and must leave the cookie alone.
+    MOVED = "moved"
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,9 @@ class SessionStore(SessionBase):
                 if not _is_wrong_type(exc):
                     raise
                 raw = None
-        return self._apply_loaded(raw)
+            # Only a session that is gone costs a second look: did it move?
+            moved = raw == {} and bool(client.exists(self._moved_mark()))
+        return self._apply_loaded(raw, moved=moved)
 
     async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
@@ -222,16 +228,29 @@ class SessionStore(SessionBase):
                 if not _is_wrong_type(exc):
                     raise
                 raw = None
-        return self._apply_loaded(raw)
+            moved = raw == {} and bool(await client.exists(self._moved_mark()))
+        return self._apply_loaded(raw, moved=moved)
 
-    def _apply_loaded(self, raw: dict[bytes, bytes] | None) -> dict[str, Any]:
+    def _moved_mark(self) -> str:
+        assert self.session_key is not None
+        return self.names.moved(keys.key_hash(self.session_key))
+
+    @property
+    def moved(self) -> bool:
+        """Return True if a concurrent request renamed this request's session."""
+        return self._state is State.MOVED
+
+    def _apply_loaded(
+        self, raw: dict[bytes, bytes] | None, *, moved: bool = False
+    ) -> dict[str, Any]:
         """Take what a load found: a hash, {} for none, None for a wrong type."""
         decoded = None if raw is None else _decode(raw)
         if decoded is None:
             suspicious_logger.warning("Session data corrupted")
         if not raw or decoded is None:
             self._session_key = None
-            self._state, self._stored = State.NEW, {}
+            self._state = State.MOVED if moved else State.NEW
+            self._stored = {}
             return {}
         data, self._stored = decoded
         self._state = State.STORED
@@ -257,11 +276,13 @@ class SessionStore(SessionBase):
 
     def create(self) -> None:
         """Save the session under a new key; raise CreateError if it is taken."""
+        self._refuse_if_moved()
         self._start_new_key()
         self.save(must_create=True)
         self.modified = True
 
     async def acreate(self) -> None:
+        self._refuse_if_moved()
         self._start_new_key()
         await self.asave(must_create=True)
         self.modified = True
@@ -306,10 +327,20 @@ class SessionStore(SessionBase):
             result = await connection.save(keys=write.keys, args=write.args)
         self._finish_save(write, result)
 
+    def _refuse_if_moved(self) -> None:
+        """
+        Raise UpdateError instead of creating a session for a cookie that moved.
+
+        The parallel request that renamed it sends the browser the new key; a
+        new anonymous session here would replace it and sign the user out.
+        """
+        if self._state is State.MOVED:
+            raise UpdateError("The session moved to a new key in a parallel request.")
+
     def _plan_save(
         self, data: dict[str, Any], mode: Mode, source: str | None = None
     ) -> _Write | None:
-        """Plan the write of data to the session's key (from source, to rotate)."""
+        """Plan the write of data to the session's key (from source, a key hash)."""
         encoded = {_field_name(name): encode(value) for name, value in data.items()}
         stored = {} if mode == "create" else self._stored
         if stored is None:
@@ -325,7 +356,9 @@ class SessionStore(SessionBase):
             rule = _expiry_rule(data.get(EXPIRY))
         default_age = _checked_age(self.get_session_cookie_age(), "The session age")
         key = self._redis_key()
-        redis_keys = [key, source or key]
+        redis_keys = [key, key, key]
+        if source is not None:
+            redis_keys[1:] = [self.names.session(source), self.names.moved(source)]
         user, index_args = self._index(data)
         if user is not None:
             redis_keys.append(self.names.index(user))
@@ -365,10 +398,13 @@ class SessionStore(SessionBase):
         Give the session a new key, keeping its data.
 
         A stored session is renamed at once, in one round trip: the old key
-        is gone when this returns. If it was gone already (a concurrent
-        request cycled or deleted it), an anonymous session starts afresh
-        under the new key with this request's data; a signed-in one raises
-        UpdateError, so that a logout is never undone.
+        is gone when this returns, and a short-lived mark says it moved. If
+        a concurrent request renamed it first (two parallel requests that
+        both rotate, as Django's login() and its rehash after a SECRET_KEY
+        rotation do), or it was an anonymous session that is gone, this
+        request goes on afresh under the new key with its own data. A
+        signed-in session that was deleted raises UpdateError, so that a
+        logout is never undone.
         """
         data = self._get_session()
         previous = self.session_key
@@ -397,9 +433,9 @@ class SessionStore(SessionBase):
                 return
 
     def _start_rotation(self) -> str | None:
-        """Take a new key; return the Redis key to rename from, if any."""
+        """Take a new key; return the key hash of the session to rename, if any."""
         stored = self.session_key is not None and self._state is State.STORED
-        source = self._redis_key() if stored else None
+        source = self.key_hash if stored else None
         self._session_key = keys.new_session_key()
         self.modified = True
         if source is None:
@@ -425,9 +461,9 @@ class SessionStore(SessionBase):
         if result == -1:  # the new key is taken: 165 random bits made it so
             self._session_key = keys.new_session_key()
             return False
-        if result == 0:
-            if SESSION_KEY in data:
-                raise UpdateError("The session was deleted before its key changed.")
+        if result == 0 and SESSION_KEY in data:
+            raise UpdateError("The session was deleted before its key changed.")
+        if result in (0, 2):  # gone, or moved by a concurrent rotation
             self._state, self._stored = State.NEW, {}
             return True
         self._finish_save(write, result)

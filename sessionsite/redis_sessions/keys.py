@@ -103,7 +103,7 @@ def key_prefix() -> str:
 
 @dataclass(frozen=True)
 class KeyNames:
-    """The Redis key names of sessions, users' indexes and "ended" marks."""
+    """The Redis key names of sessions, users' indexes, and marks on sessions."""
 
     make_key: Callable[[str], str]
     prefix: str
@@ -116,6 +116,9 @@ class KeyNames:
 
     def ended(self, key_hash: str) -> str:
         return self.make_key(f"{self.prefix}:ended:{key_hash}")
+
+    def moved(self, key_hash: str) -> str:
+        return self.make_key(f"{self.prefix}:moved:{key_hash}")
 
     def sessions_pattern(self) -> str:
         """Return a SCAN pattern that matches every session (and more)."""

@@ -106,7 +106,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
         """Decide, without touching Redis, what to do with the cookie."""
         cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
         if cookie is not None and session.is_empty():
-            return "delete"
+            # A session a parallel request just renamed: that request's
+            # response carries the new cookie, which this one must not undo.
+            return "none" if getattr(session, "moved", False) else "delete"
         resign = cookie is not None and session.session_key not in (None, cookie)
         wanted = session.modified or settings.SESSION_SAVE_EVERY_REQUEST or resign
         if wanted and not session.is_empty() and response.status_code < 500:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.conftest import caches_for
 
 COOKIE = settings.SESSION_COOKIE_NAME
+JSON = {"Accept": "application/json"}
 THREADS = 200
 
 
@@ -102,3 +104,57 @@ def test_100_logouts_during_an_in_flight_save_all_stay_logged_out(tmp_path: Path
 
         assert in_flight == [HTTPStatus.BAD_REQUEST]
         assert not SessionStore().exists(cookie)
+
+
+class TestParallelRequestsAfterASecretKeyRotation:
+    """
+    Django's get_user() rotates a session whose auth hash only a fallback key
+    verifies; a browser's parallel requests all do it at once.
+    """
+
+    BURST = ("/dashboard/", "/visits/", "/visits/", "/", "/visits/", "/dashboard/")
+
+    @pytest.fixture
+    def old_cookie(self, user, settings) -> str:
+        from tests.conftest import PASSWORD
+
+        client = Client()
+        client.post("/login/", {"username": "ada", "password": PASSWORD})
+        settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+        settings.SECRET_KEY = "the-secret-key-after-rotation"
+        return client.cookies[COOKIE].value
+
+    def burst(self, cookie: str) -> list[tuple[int, str | None]]:
+        """Send BURST at once with one cookie; return (status, Set-Cookie value)."""
+        answers: list[tuple[int, str | None]] = [(0, None)] * len(self.BURST)
+
+        def request(i: int) -> int:
+            try:
+                response = client_for(cookie).get(self.BURST[i])
+            finally:
+                connections.close_all()  # this thread's, which Python would flag
+            morsel = response.cookies.get(COOKIE)
+            value = None if morsel is None else morsel.value
+            answers[i] = (response.status_code, value)
+            return response.status_code
+
+        in_parallel(len(self.BURST), request)
+        return answers
+
+    @pytest.mark.django_db(transaction=True)
+    def test_no_response_deletes_the_cookie_or_hands_out_an_anonymous_one(
+        self, old_cookie
+    ):
+        for status, cookie in self.burst(old_cookie):
+            assert status in (HTTPStatus.OK, HTTPStatus.FOUND, HTTPStatus.BAD_REQUEST)
+            if cookie is not None:
+                assert cookie != ""
+                assert SessionStore(cookie).get("_auth_user_id") is not None
+
+    @pytest.mark.django_db(transaction=True)
+    def test_whichever_cookie_the_browser_keeps_is_signed_in(self, old_cookie):
+        cookies = [c for _, c in self.burst(old_cookie) if c is not None]
+        assert cookies
+        for cookie in cookies:
+            response = client_for(cookie).get("/visits/", headers=JSON)
+            assert response.json()["username"] == "ada"

@@ -298,3 +298,41 @@ class TestWhatAHostileReviewFound:
             stored({"a": 1})
         with site(redis_server.url, KEY_PREFIX="site[1]*"):
             assert users.count_sessions() == 1
+
+
+class TestParallelRotations:
+    def test_a_second_rotation_of_a_signed_in_session_goes_on_afresh(self):
+        key = stored({SESSION_KEY: "1", "visits": 2}).session_key
+        first, second = SessionStore(key), SessionStore(key)
+        first.keys(), second.keys()
+        first.cycle_key()
+        second.cycle_key()
+        second.save()
+        assert SessionStore(second.session_key).load() == {
+            SESSION_KEY: "1",
+            "visits": 2,
+        }
+        assert SessionStore(first.session_key).load() == {SESSION_KEY: "1", "visits": 2}
+
+    def test_a_request_that_loads_after_the_rename_has_moved_and_no_session(self):
+        key = stored({SESSION_KEY: "1"}).session_key
+        SessionStore(key).cycle_key()
+        late = SessionStore(key)
+        assert late.load() == {}
+        assert late.moved
+
+    def test_a_request_whose_session_moved_creates_none(self, redis_client):
+        key = stored({SESSION_KEY: "1"}).session_key
+        SessionStore(key).cycle_key()
+        late = SessionStore(key)
+        late["visits"] = 1
+        with pytest.raises(UpdateError):
+            late.save()
+        assert users.count_sessions() == 1
+
+    def test_a_deleted_session_has_not_moved(self):
+        key = stored({SESSION_KEY: "1"}).session_key
+        SessionStore(key).delete()
+        late = SessionStore(key)
+        assert late.load() == {}
+        assert not late.moved

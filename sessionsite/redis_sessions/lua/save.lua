@@ -5,7 +5,9 @@
 -- KEYS[1]  the session's hash
 -- KEYS[2]  "rotate": the hash the session moves from (its previous ID);
 --          otherwise KEYS[1] again
--- KEYS[3]  optional: the index of the user the session names
+-- KEYS[3]  "rotate": the mark left for KEYS[2], saying that it moved (not
+--          that it was deleted); otherwise KEYS[1] again
+-- KEYS[4]  optional: the index of the user the session names
 -- ARGV[1]  mode: "create" (KEYS[1] must not exist), "update" (KEYS[1] must
 --          exist) or "rotate" (KEYS[2] must exist and is renamed to KEYS[1],
 --          which must not exist)
@@ -15,15 +17,17 @@
 -- ARGV[4]  "1": the caller never saw what the session holds, so every data
 --          field ("d:...") that it does not set is deleted
 -- ARGV[5]  the field that names the session's user ("d:_auth_user_id")
--- ARGV[6]  that field's value for which KEYS[3] is the index
+-- ARGV[6]  that field's value for which KEYS[4] is the index
 -- ARGV[7]  the session's name in the index (its key hash)
 -- ARGV[8]  n, how many fields to set; ARGV[9] .. ARGV[8 + 2n] are n
 --          field, value pairs; any further arguments are fields to delete
 --
 -- Returns 1 when written, 0 when the session no longer exists ("update",
--- "rotate": a concurrent logout must not be undone) and -1 when KEYS[1]
--- is already taken ("create", "rotate"). "m:created", which every session
--- holds, is how a script tells that a session exists.
+-- "rotate": a concurrent logout must not be undone), 2 when a concurrent
+-- rotation moved it ("rotate") and -1 when KEYS[1] is already taken
+-- ("create", "rotate"). "m:created", which every session holds, is how a
+-- script tells that a session exists.
+local MOVED_MARK_SECONDS = 30  -- longer than a request may run
 local mode = ARGV[1]
 local now = clock()
 local rule, user = false, false
@@ -33,9 +37,15 @@ if mode == "create" then
 elseif mode == "update" or mode == "rotate" then
   if mode == "rotate" and redis.call("EXISTS", KEYS[1]) == 1 then return -1 end
   local stored = redis.call("HMGET", KEYS[2], "m:created", "m:expiry", ARGV[5])
-  if not stored[1] then return 0 end
+  if not stored[1] then
+    if mode == "rotate" and redis.call("EXISTS", KEYS[3]) == 1 then return 2 end
+    return 0
+  end
   rule, user = stored[2], stored[3]
-  if mode == "rotate" then redis.call("RENAME", KEYS[2], KEYS[1]) end
+  if mode == "rotate" then
+    redis.call("RENAME", KEYS[2], KEYS[1])
+    redis.call("SET", KEYS[3], 1, "EX", MOVED_MARK_SECONDS)
+  end
 else
   return redis.error_reply("unknown mode " .. tostring(mode))
 end
@@ -78,7 +88,7 @@ if ttl <= 0 then
   return 1
 end
 redis.call("EXPIRE", KEYS[1], ttl)
-if KEYS[3] and user == ARGV[6] then
-  index(KEYS[3], ARGV[7], now + ttl, now, mode ~= "update" or user_written)
+if KEYS[4] and user == ARGV[6] then
+  index(KEYS[4], ARGV[7], now + ttl, now, mode ~= "update" or user_written)
 end
 return 1
