@@ -41,7 +41,6 @@ from tests.site_process import ROOT
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-TAG = "sessionsite:compose-test"
 DEMO = ("demo", "a-demo-password-for-the-compose-test")
 JSON = {"Accept": "application/json"}
 # The production cookie name: debug is off in the container.
@@ -97,6 +96,10 @@ class Stack:
             "DEMO_PASSWORD": DEMO[1],
         }
         self.image_labels: dict[str, str] = {}
+        # A tag of its own, so that a concurrent run never swaps the image
+        # under this one; every image it ran is removed at the end.
+        self.tag = f"sessionsite:{self.project}"
+        self.images: set[str] = set()
         self.rendered = directory / "docker-compose.yml"
         self.render()
 
@@ -111,7 +114,7 @@ class Stack:
             "services": {
                 "web": {
                     "network_mode": "host",
-                    "image": TAG,
+                    "image": self.tag,
                     "build": {"network": "host", "labels": self.image_labels},
                     "environment": {
                         "GUNICORN_BIND": f"127.0.0.1:{self.web_port}",
@@ -157,8 +160,8 @@ class Stack:
             unset=self.settings,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        # The engine refuses port bindings on the host network, and
-        # docker-compose 1.29 cannot remove a key in an override.
+        # docker-compose 1.29 refuses port bindings with network_mode: host,
+        # and cannot remove a key in an override.
         self.rendered.write_text(PORTS.sub("", result.stdout))
 
     def configure(self, **values: str) -> None:
@@ -169,7 +172,7 @@ class Stack:
     def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = docker_compose(
             "--project-name", self.project, "--file", str(self.rendered), *args,
-            unset=self.settings, timeout=540,
+            unset=self.settings, timeout=300,
         )  # fmt: skip
         assert result.returncode == 0, f"docker-compose {args}:\n{result.stderr}"
         return result
@@ -177,6 +180,7 @@ class Stack:
     def up(self, *args: str) -> None:
         self.compose("up", "--detach", *args)
         self.wait_until_ready()
+        self.images.add(self.web_image())
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + 120
@@ -228,6 +232,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
     finally:
         running.compose("down", "--volumes", "--remove-orphans")
+        docker("rmi", "--force", running.tag, *running.images, check=False)
 
 
 def visit(visitor: Browser) -> Any:
