@@ -320,7 +320,8 @@ class TestTimeouts:
         assert int(entry.last_active.timestamp()) == int(start + 120)
 
 
-def test_the_cap_ends_the_oldest_session(user, settings, monkeypatch):
+def two_devices_under_a_cap_of_two(settings, monkeypatch) -> tuple[Client, Client]:
+    """Sign in on two devices a second apart, then let another second pass."""
     settings.SESSION_MAX_PER_USER = 2
     start = services.clock()
     monkeypatch.setattr(services, "clock", lambda: start)
@@ -328,6 +329,11 @@ def test_the_cap_ends_the_oldest_session(user, settings, monkeypatch):
     monkeypatch.setattr(services, "clock", lambda: start + 1)
     second = device(IPHONE)
     monkeypatch.setattr(services, "clock", lambda: start + 2)
+    return first, second
+
+
+def test_the_cap_ends_the_oldest_session(user, settings, monkeypatch):
+    first, second = two_devices_under_a_cap_of_two(settings, monkeypatch)
     third = device(ip="192.0.2.1")
     assert [session_exists(c) for c in (first, second, third)] == [False, True, True]
 
@@ -341,13 +347,7 @@ def sign_in_again(client: Client) -> None:
 def test_signing_in_again_under_the_cap_ends_no_other_session(
     user, settings, monkeypatch, again
 ):
-    settings.SESSION_MAX_PER_USER = 2
-    start = services.clock()
-    monkeypatch.setattr(services, "clock", lambda: start)
-    first = device()
-    monkeypatch.setattr(services, "clock", lambda: start + 1)
-    second = device(IPHONE)
-    monkeypatch.setattr(services, "clock", lambda: start + 2)
+    first, second = two_devices_under_a_cap_of_two(settings, monkeypatch)
     sign_in_again(first if again == "oldest" else second)
     assert [session_exists(c) for c in (first, second)] == [True, True]
     assert len(users.sessions_of(user.pk)) == 2
