@@ -14,6 +14,7 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
 from . import services
+from .forms import AdminLoginForm
 
 if TYPE_CHECKING:
     BaseUserAdmin = UserAdmin[User]
@@ -21,6 +22,7 @@ else:  # UserAdmin is generic only in django-stubs.
     BaseUserAdmin = UserAdmin
 
 admin.site.unregister(User)
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(User)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 
@@ -11,27 +12,31 @@ GENERIC_LOGIN_ERROR = "Invalid username or password."
 PASSWORD_MAX_LENGTH = 4096
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form, with one message for every failed login."""
+class BoundedCredentials(forms.Form):
+    """Refuse an oversized username or password before any query or hashing."""
 
-    password = forms.CharField(
-        label="Password",
-        strip=False,
-        max_length=PASSWORD_MAX_LENGTH,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # AuthenticationForm sets the username's max_length after the field
+        # is built, so no validator enforces it; without one an oversized
+        # username reaches the database. Its password has no limit at all.
+        username, password = self.fields["username"], self.fields["password"]
+        assert isinstance(username, forms.CharField)
+        assert isinstance(password, forms.CharField)
+        password.max_length = PASSWORD_MAX_LENGTH
+        for field in (username, password):
+            if field.max_length is not None:
+                field.validators.append(MaxLengthValidator(field.max_length))
+
+
+class LoginForm(BoundedCredentials, AuthenticationForm):
+    """Django's login form, with one message for every failed login."""
 
     error_messages = {  # noqa: RUF012  (Django reads it from the class)
         "invalid_login": GENERIC_LOGIN_ERROR,
         "inactive": GENERIC_LOGIN_ERROR,
     }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # AuthenticationForm sets max_length after the field is built, so no
-        # validator enforces it; without one an oversized username reaches
-        # the database.
-        username = self.fields["username"]
-        assert isinstance(username, forms.CharField)
-        if username.max_length is not None:
-            username.validators.append(MaxLengthValidator(username.max_length))
+
+class AdminLoginForm(BoundedCredentials, AdminAuthenticationForm):
+    """Django's admin login form, with the same limits as the site's."""

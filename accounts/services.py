@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -67,10 +68,23 @@ def client_ip(request: HttpRequest) -> str | None:
     """
     if settings.BEHIND_TLS_PROXY:
         forwarded: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if last := forwarded.rsplit(",", 1)[-1].strip():
-            return last
+        if address := ip_address_in(forwarded.rsplit(",", 1)[-1]):
+            return address
     remote_addr: str | None = request.META.get("REMOTE_ADDR")
     return remote_addr
+
+
+def ip_address_in(entry: str) -> str | None:
+    """Return the IP address of an X-Forwarded-For entry (a port dropped), or None."""
+    entry = entry.strip()
+    if entry.startswith("["):  # [IPv6] or [IPv6]:port
+        entry = entry[1:].partition("]")[0]
+    elif entry.count(":") == 1:  # IPv4:port
+        entry = entry.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        return None
 
 
 def describe_device(user_agent: str) -> str:

@@ -21,6 +21,15 @@ from django.http import HttpRequest
 from .services import client_ip, end_sessions_of_user_who_left, record_sign_in
 
 logger = logging.getLogger("accounts.auth")
+# Usernames come from the request as sent: a log line shows this much of one.
+LOGGED_USERNAME_LENGTH = 150
+
+
+def shown(username: object) -> object:
+    """Return a username as a log line shows it, cut to LOGGED_USERNAME_LENGTH."""
+    if isinstance(username, str) and len(username) > LOGGED_USERNAME_LENGTH:
+        return username[:LOGGED_USERNAME_LENGTH] + "..."
+    return username
 
 
 @receiver(user_logged_in)
@@ -43,14 +52,15 @@ def log_failed_login(
     # Django has already masked the password in credentials; only the
     # username is logged.
     ip = client_ip(request) if request is not None else None
-    logger.warning("login failed: user=%r ip=%s", credentials.get("username"), ip)
+    username = shown(credentials.get("username"))
+    logger.warning("login failed: user=%r ip=%s", username, ip)
 
 
 @receiver(user_locked_out)
 def log_lockout(
     *, request: HttpRequest, username: str | None, ip_address: str | None, **kwargs: Any
 ) -> None:
-    logger.warning("login locked out: user=%r ip=%s", username, ip_address)
+    logger.warning("login locked out: user=%r ip=%s", shown(username), ip_address)
 
 
 @receiver(user_logged_out)

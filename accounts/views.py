@@ -73,8 +73,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@login_required
 @require_POST
+@login_required
 def end_session(request: HttpRequest, key_hash: str) -> HttpResponse:
     """Sign out one of the user's other sessions."""
     if key_hash == services.current_key_hash(request.session):
@@ -91,8 +91,8 @@ def end_session(request: HttpRequest, key_hash: str) -> HttpResponse:
 
 
 @never_cache
-@login_required
 @require_POST
+@login_required
 def end_other_sessions(request: HttpRequest) -> HttpResponse:
     """Sign out every session of the user but this one."""
     ended = services.end_other_sessions(

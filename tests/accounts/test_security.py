@@ -375,6 +375,44 @@ def test_client_ip_trusts_x_forwarded_for_only_behind_the_declared_proxy(rf, set
     assert client_ip(request) == "203.0.113.7"
 
 
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("203.0.113.7:5555", "203.0.113.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("unknown", "10.0.0.1"),
+        ("not-an-ip", "10.0.0.1"),
+    ],
+)
+def test_client_ip_takes_only_an_address_from_the_proxy(rf, settings, entry, expected):
+    from accounts.services import client_ip
+
+    settings.BEHIND_TLS_PROXY = True
+    request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=entry)
+    assert client_ip(request) == expected
+
+
+@pytest.mark.django_db
+def test_the_admin_login_refuses_an_oversized_username_before_any_query(client, caplog):
+    response = client.get("/admin/login/")
+    with caplog.at_level(logging.WARNING, "accounts.auth"):
+        response = client.post(
+            "/admin/login/", {"username": "u" * 300, "password": "x" * 5000}
+        )
+    assert response.status_code == HTTPStatus.OK
+    assert response.context["form"].errors
+    assert caplog.messages == []
+
+
+def test_a_logged_username_is_cut_to_150_characters():
+    from accounts.signals import shown
+
+    assert shown("u" * 2_000_000) == "u" * 150 + "..."
+    assert shown("ada") == "ada"
+
+
 def test_collectstatic_writes_compressed_files_with_hashed_names(tmp_path, settings):
     from django.core.management import call_command
 

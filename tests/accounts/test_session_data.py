@@ -32,6 +32,11 @@ WRONG = [
     ("_session_expiry", '"2026-01-01T00:00:00"'),
     ("_auth_user_id", '"abc"'),
     ("_auth_user_id", "[1]"),
+    ("signed_in_at", '"9999-12-31T23:59:59-14:00"'),
+    ("signed_in_at", '"9999-12-31T23:59:59+00:00"'),
+    ("_session_expiry", '"0001-01-01T00:00:00+14:00"'),
+    ("_auth_user_backend", '"axes.backends.AxesStandaloneBackend"'),
+    ("_auth_user_backend", '"no.such.Backend"'),
 ]
 
 

@@ -260,3 +260,10 @@ class TestMethods:
     def test_put_on_a_form_is_405(self, client, user, path):
         client.force_login(user)
         assert client.put(path).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+
+
+@pytest.mark.parametrize("path", ["/sessions/end-others/", "/sessions/abc/end/"])
+def test_ending_sessions_answers_405_to_a_get_even_when_signed_out(client, path):
+    response = client.get(path)
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert response["Allow"] == "POST"

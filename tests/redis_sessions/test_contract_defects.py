@@ -220,11 +220,12 @@ class TestWhatAHostileReviewFound:
         session.save()
         assert not session.exists(session.session_key)
 
+    @pytest.mark.parametrize("rule", ["garbage", "99999999999999999999", "@1e30"])
     def test_a_corrupted_expiry_rule_falls_back_to_the_default_age(
-        self, redis_client: redis.Redis, settings
+        self, redis_client: redis.Redis, settings, rule
     ):
         key = stored({"a": 1}).session_key
-        redis_client.hset(session_redis_key(key), "m:expiry", "garbage")
+        redis_client.hset(session_redis_key(key), "m:expiry", rule)
         session = SessionStore(key)
         session["a"] = 2
         session.save()

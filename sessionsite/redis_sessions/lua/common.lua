@@ -19,12 +19,14 @@ local function clock()
 end
 
 -- The TTL, in seconds, that a session with the given expiry rule has from
--- now; a rule that is not one (corrupted data) counts as none.
+-- now; a rule that is not one of ours (corrupted data) counts as none.
 local function ttl_of(rule, default_age, now)
   if not rule then return default_age end
   local at = string.sub(rule, 1, 1) == "@" and tonumber(string.sub(rule, 2))
-  if at then return at - now end
-  return tonumber(rule) or default_age
+  local ttl = at and at - now or tonumber(rule)
+  -- Past what the engine writes (engine.MAX_EXPIRY_AGE): not a rule of ours.
+  if not ttl or ttl > 1e11 then return default_age end
+  return math.floor(ttl)
 end
 
 -- Keep member's entry in a user's index (a sorted set by expiry time) at or
