@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.md"
 ENGINES = [
     "ours",
+    UNIX := "ours, Redis on a Unix socket",
     "django cache (django-redis)",
     "django-redis-sessions",
     "django db",
     "django signed_cookies",
 ]
-OURS, CACHE, SIGNED = ENGINES[0], ENGINES[1], ENGINES[4]
+OURS, CACHE, SIGNED = ENGINES[0], ENGINES[2], ENGINES[5]
 KINDS = {"read_and_change": "/change/", "read_only": "/read/"}
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
@@ -155,13 +156,19 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     work = Path(tempfile.mkdtemp(prefix="sessionsite-bench-"))
-    redis = ValkeyServer(data_dir=work / "redis")
+    socket = work / "redis.sock"
+    redis = ValkeyServer(data_dir=work / "redis", unix_socket_path=socket)
     redis.start()
     processes: list[subprocess.Popen[bytes]] = []
     try:
         database = work / "db.sqlite3"
+        tcp = f"redis://{redis.host}:{redis.port}"
         envs = {
-            engine: environment(engine, f"{redis.connection_url}/{i}", database)
+            engine: environment(
+                engine,
+                f"unix://{socket}?db={i}" if engine == UNIX else f"{tcp}/{i}",
+                database,
+            )
             for i, engine in enumerate(ENGINES)
         }
         prepare_database(envs[OURS])

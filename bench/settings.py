@@ -17,6 +17,11 @@ ENGINES = {
         "sessionsite.redis_sessions.engine",
         "sessionsite.redis_sessions.middleware.SessionMiddleware",
     ),
+    # The same engine, its REDIS_URL a unix:// one (bench.run sets it).
+    "ours, Redis on a Unix socket": (
+        "sessionsite.redis_sessions.engine",
+        "sessionsite.redis_sessions.middleware.SessionMiddleware",
+    ),
     "django cache (django-redis)": (
         "django.contrib.sessions.backends.cache",
         DJANGO_MIDDLEWARE,

@@ -132,3 +132,16 @@ def test_a_tls_redis_works_for_both_clients(tmp_path: Path):
             assert sync_class.connection_class is redis.SSLConnection
     finally:
         server.stop()
+
+
+def test_a_redis_on_a_unix_socket_works_for_both_clients(tmp_path: Path):
+    socket = tmp_path / "redis.sock"
+    server = RedisProcess(tmp_path / "data", extra_args=["--unixsocket", str(socket)])
+    server.start()
+    try:
+        with override_settings(CACHES=caches_for(f"unix://{socket}?db=0")):
+            both_clients_work()
+            pool = connection.get_connection().client.connection_pool
+            assert pool.connection_class is redis.UnixDomainSocketConnection
+    finally:
+        server.stop()
