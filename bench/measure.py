@@ -56,23 +56,25 @@ class Meter:
         return {"round_trips": self.commands, "bytes": self.bytes}
 
 
-def memory_per_session(store: redis.Redis) -> tuple[int, int]:
+def memory_per_session(
+    store: redis.Redis, *, users: int = 1, per_user: int = SESSIONS_FOR_MEMORY
+) -> tuple[int, int]:
     """
-    Return what SESSIONS_FOR_MEMORY logged-in sessions take in Redis, per session.
+    Return what users x per_user logged-in sessions take in Redis, per session.
 
     Two figures: every key (our per-user index too), and the session keys
     alone (the same data that the other engines store).
     """
     store.flushdb()
-    for _ in range(SESSIONS_FOR_MEMORY):
-        visitor = Client()
-        visitor.post("/login/")
-        visitor.get("/change/")
+    for user in range(users):
+        for _ in range(per_user):
+            visitor = Client()
+            visitor.post(f"/login/?as=bench-{user}" if users > 1 else "/login/")
+            visitor.get("/change/")
     usage = {key: store.memory_usage(key) or 0 for key in store.scan_iter(count=1000)}
     sessions_only = sum(size for key, size in usage.items() if b":user:" not in key)
-    return sum(
-        usage.values()
-    ) // SESSIONS_FOR_MEMORY, sessions_only // SESSIONS_FOR_MEMORY
+    count = users * per_user
+    return sum(usage.values()) // count, sessions_only // count
 
 
 def command_usec(store: redis.Redis, meter: Meter, request: Any) -> float:
@@ -162,6 +164,10 @@ def main() -> None:
         total, sessions_only = memory_per_session(store)
         result[f"memory_per_session_{limit}"] = total
         result[f"memory_per_session_alone_{limit}"] = sessions_only
+    # As sites have them: many users, one to a few sessions each.
+    for per_user in (1, 5):
+        total, _ = memory_per_session(store, users=40, per_user=per_user)
+        result[f"memory_per_session_{per_user}_per_user"] = total
     result["engine"] = settings.BENCH_ENGINE
     print(json.dumps(result))
 
