@@ -38,6 +38,7 @@ from django.contrib.sessions.backends.base import (
 
 from . import keys
 from .connection import get_async_connection, get_connection, unavailable_on_error
+from .exceptions import RotationInterrupted
 
 DATA_FIELD_PREFIX = "d:"
 USER_FIELD = DATA_FIELD_PREFIX + SESSION_KEY
@@ -400,13 +401,13 @@ class SessionStore(SessionBase):
         Give the session a new key, keeping its data.
 
         A stored session is renamed at once, in one round trip: the old key
-        is gone when this returns, and a short-lived mark says it moved. If
-        a concurrent request renamed it first (two parallel requests that
-        both rotate, as Django's login() and its rehash after a SECRET_KEY
-        rotation do), or it was an anonymous session that is gone, this
-        request goes on afresh under the new key with its own data. A
-        signed-in session that was deleted raises UpdateError, so that a
-        logout is never undone.
+        is gone when this returns, and a short-lived mark says it moved (so
+        that a parallel request that loads the old key leaves the browser's
+        cookie alone). If the session was gone already (deleted, or renamed
+        by a parallel request), an anonymous one goes on afresh under the new
+        key with this request's data, so a login form sent twice logs in
+        twice; a signed-in one raises UpdateError (400), so that a logout is
+        never undone and no second signed-in session is made.
         """
         data = self._get_session()
         previous = self.session_key
@@ -463,9 +464,16 @@ class SessionStore(SessionBase):
         if result == -1:  # the new key is taken: 165 random bits made it so
             self._session_key = keys.new_session_key()
             return False
-        if result == 0 and SESSION_KEY in data:
-            raise UpdateError("The session was deleted before its key changed.")
-        if result in (0, 2):  # gone, or moved by a concurrent rotation
+        if result == 0:
+            # Gone: deleted, or renamed by a parallel rotation. Only a signed-in
+            # session must not come back (that could undo a logout that
+            # happened since); an anonymous one goes on afresh.
+            if SESSION_KEY in data:
+                # Also a SessionInterrupted: raised in a middleware (Django's
+                # get_user() rotates), it becomes a 400, not a 500.
+                raise RotationInterrupted(
+                    "The session was gone before its key changed."
+                )
             self._state, self._stored = State.NEW, {}
             return True
         self._finish_save(write, result)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
+from sessionsite.redis_sessions import users
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.conftest import caches_for
 
@@ -150,6 +151,11 @@ class TestParallelRequestsAfterASecretKeyRotation:
             if cookie is not None:
                 assert cookie != ""
                 assert SessionStore(cookie).get("_auth_user_id") is not None
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_user_keeps_one_session(self, old_cookie, user):
+        self.burst(old_cookie)
+        assert len(users.sessions_of(user.pk)) == 1
 
     @pytest.mark.django_db(transaction=True)
     def test_whichever_cookie_the_browser_keeps_is_signed_in(self, old_cookie):

@@ -302,18 +302,24 @@ class TestWhatAHostileReviewFound:
 
 
 class TestParallelRotations:
-    def test_a_second_rotation_of_a_signed_in_session_goes_on_afresh(self):
+    def test_a_second_rotation_of_a_signed_in_session_makes_no_second_one(self):
         key = stored({SESSION_KEY: "1", "visits": 2}).session_key
         first, second = SessionStore(key), SessionStore(key)
         first.keys(), second.keys()
         first.cycle_key()
-        second.cycle_key()
-        second.save()
-        assert SessionStore(second.session_key).load() == {
-            SESSION_KEY: "1",
-            "visits": 2,
-        }
-        assert SessionStore(first.session_key).load() == {SESSION_KEY: "1", "visits": 2}
+        with pytest.raises(UpdateError):
+            second.cycle_key()
+        assert [s.key_hash for s in users.sessions_of("1")] == [first.key_hash]
+
+    def test_a_rotation_that_lost_the_race_never_undoes_a_logout(self):
+        key = stored({SESSION_KEY: "1"}).session_key
+        first, slow = SessionStore(key), SessionStore(key)
+        first.keys(), slow.keys()
+        first.cycle_key()
+        SessionStore(first.session_key).load_and_delete()
+        with pytest.raises(UpdateError):
+            slow.cycle_key()
+        assert users.sessions_of("1") == []
 
     def test_a_request_that_loads_after_the_rename_has_moved_and_no_session(self):
         key = stored({SESSION_KEY: "1"}).session_key

@@ -6,7 +6,8 @@
 -- KEYS[2]  "rotate": the hash the session moves from (its previous ID);
 --          otherwise KEYS[1] again
 -- KEYS[3]  "rotate": the mark left for KEYS[2], saying that it moved (not
---          that it was deleted); otherwise KEYS[1] again
+--          that it was deleted), for the loads that come after; otherwise
+--          KEYS[1] again
 -- KEYS[4]  optional: the index of the user the session names
 -- ARGV[1]  mode: "create" (KEYS[1] must not exist), "update" (KEYS[1] must
 --          exist) or "rotate" (KEYS[2] must exist and is renamed to KEYS[1],
@@ -23,9 +24,8 @@
 --          field, value pairs; any further arguments are fields to delete
 --
 -- Returns 1 when written, 0 when the session no longer exists ("update",
--- "rotate": a concurrent logout must not be undone), 2 when a concurrent
--- rotation moved it ("rotate") and -1 when KEYS[1] is already taken
--- ("create", "rotate"). "m:created", which every session holds, is how a
+-- "rotate": a concurrent logout must not be undone) and -1 when KEYS[1] is
+-- already taken ("create", "rotate"). "m:created", which every session holds, is how a
 -- script tells that a session exists.
 local MOVED_MARK_SECONDS = 30  -- longer than a request may run
 local mode = ARGV[1]
@@ -37,10 +37,7 @@ if mode == "create" then
 elseif mode == "update" or mode == "rotate" then
   if mode == "rotate" and redis.call("EXISTS", KEYS[1]) == 1 then return -1 end
   local stored = redis.call("HMGET", KEYS[2], "m:created", "m:expiry", ARGV[5])
-  if not stored[1] then
-    if mode == "rotate" and redis.call("EXISTS", KEYS[3]) == 1 then return 2 end
-    return 0
-  end
+  if not stored[1] then return 0 end
   rule, user = stored[2], stored[3]
   if mode == "rotate" then
     redis.call("RENAME", KEYS[2], KEYS[1])
