@@ -1,5 +1,5 @@
 """
-Redis failures under real gunicorn and real Redis-compatible server processes.
+Redis failures under real gunicorn (WSGI and ASGI) and real Redis-compatible servers.
 
 Loopback only; every loop is bounded in requests and time. The 2-second
 bound on a response is the HTTP client's timeout: a slower answer fails the
@@ -24,6 +24,7 @@ from tests.redis_process import RedisProcess
 from tests.site_process import (
     DEMO_PASSWORD,
     DEMO_USERNAME,
+    INTERFACES,
     Gunicorn,
     prepare_database,
     site_environment,
@@ -44,9 +45,14 @@ def redis_server_for_site(tmp_path: Path) -> Iterator[RedisProcess]:
     server.kill()
 
 
+@pytest.fixture(params=INTERFACES)
+def interface(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def start_site(
-    redis_server_for_site: RedisProcess, tmp_path: Path
+    redis_server_for_site: RedisProcess, tmp_path: Path, interface: str
 ) -> Iterator[Callable[..., Gunicorn]]:
     """Start gunicorn instances of the site, sharing one database and Redis."""
     environment = site_environment(redis_server_for_site.url, tmp_path / "db.sqlite3")
@@ -55,7 +61,9 @@ def start_site(
 
     def start(*, workers: int = 1, threads: int = 8) -> Gunicorn:
         log = tmp_path / f"gunicorn{len(started)}.log"
-        server = Gunicorn(environment, log, workers=workers, threads=threads)
+        server = Gunicorn(
+            environment, log, workers=workers, threads=threads, interface=interface
+        )
         server.start()
         started.append(server)
         return server
@@ -164,12 +172,18 @@ def test_under_load_every_counted_visit_is_kept(start_site, redis_server_for_sit
         assert counted_without_a_200 in {0, 1}
 
 
-def test_a_redis_restart_with_aof_everysec_loses_no_session(start_site, tmp_path):
+def test_a_redis_restart_with_aof_everysec_loses_no_session(interface, tmp_path):
     redis = RedisProcess(tmp_path / "everysec", appendonly=True, appendfsync="everysec")
     redis.start()
     environment = site_environment(redis.url, tmp_path / "everysec.sqlite3")
     prepare_database(environment)
-    site = Gunicorn(environment, tmp_path / "everysec.log", workers=1, threads=2)
+    site = Gunicorn(
+        environment,
+        tmp_path / "everysec.log",
+        workers=1,
+        threads=2,
+        interface=interface,
+    )
     site.start()
     try:
         browser = signed_in(site)
