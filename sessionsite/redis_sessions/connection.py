@@ -95,6 +95,8 @@ class AsyncConnection:
     save: AsyncScript
     incr: AsyncScript
     load_and_delete: AsyncScript
+    sessions_of: AsyncScript
+    end_sessions: AsyncScript
 
 
 _connections: dict[str, Connection] = {}
@@ -212,6 +214,8 @@ async def get_async_connection() -> AsyncConnection:
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
         load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
+        sessions_of=client.register_script(SESSIONS_OF_LUA),
+        end_sessions=client.register_script(END_SESSIONS_LUA),
     )
     # asyncio.run(), asgiref's async_to_sync and ASGI servers all call the
     # loop's shutdown_asyncgens() before closing it: an async generator that
