@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.deprecation import MiddlewareMixin
@@ -10,7 +11,25 @@ from django.utils.deprecation import MiddlewareMixin
 FORM = "application/x-www-form-urlencoded"
 
 
-class FormCharsetMiddleware(MiddlewareMixin):
+class OnTheLoop(MiddlewareMixin):
+    """
+    MiddlewareMixin whose hooks run on the event loop under ASGI.
+
+    Django's mixin calls process_request and process_response in a thread
+    under ASGI, for hooks that may block; these two only look at headers.
+    """
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        response = None
+        if hasattr(self, "process_request"):
+            response = self.process_request(request)
+        response = response or await self.get_response(request)  # type: ignore[misc]
+        if hasattr(self, "process_response"):
+            response = self.process_response(request, response)
+        return response
+
+
+class FormCharsetMiddleware(OnTheLoop):
     """
     Answer 400 to a form body that declares a charset other than UTF-8.
 
@@ -32,7 +51,7 @@ class FormCharsetMiddleware(MiddlewareMixin):
         return None
 
 
-class HeadWithoutBodyMiddleware(MiddlewareMixin):
+class HeadWithoutBodyMiddleware(OnTheLoop):
     """
     Send no body in answer to HEAD, keeping the headers of the GET.
 

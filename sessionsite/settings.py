@@ -87,13 +87,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Under ASGI, the pages that touch the session are served by their async
+    # twins (sessionsite/twins.py).
+    "sessionsite.twins.TwinsMiddleware",
     # First, so that it empties the body after CommonMiddleware has set
     # Content-Length from it, as a GET would have it.
     "accounts.protocol.HeadWithoutBodyMiddleware",
     # Before anything that may read a form body in a charset Django refuses.
     "accounts.protocol.FormCharsetMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "sessionsite.static_files.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "sessionsite.redis_sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,0 +1,140 @@
+"""
+Under ASGI, the session's part of every page runs on the event loop.
+
+Django's AsyncClient drives the site's ASGI handler in-process. Every call
+into asgiref's SyncToAsync (a thread hop) is recorded by the name of what it
+runs, and every Redis command by the client and the thread that sent it:
+the session's part of a request is zero hops when the sync Redis client
+sends nothing and every command leaves from the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from asgiref.sync import SyncToAsync
+from django.test import AsyncClient
+
+from sessionsite.redis_sessions import connection
+from tests.conftest import PASSWORD
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("close_async_redis", "close_async_db"),
+]
+
+JSON = {"accept": "application/json"}
+
+
+@dataclass
+class Trace:
+    """What one request did: its thread hops and its Redis commands."""
+
+    loop_thread: int = 0
+    hops: list[str] = field(default_factory=list)
+    sync_commands: list[str] = field(default_factory=list)
+    commands_off_the_loop: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.loop_thread = threading.get_ident()
+        for recorded in (
+            self.hops,
+            self.sync_commands,
+            self.commands_off_the_loop,
+            self.commands,
+        ):
+            recorded.clear()
+
+
+@pytest.fixture
+def trace(monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis) -> Trace:
+    # Loaded as after a process's first use: no NOSCRIPT fallback counted.
+    for lua in connection.SCRIPTS:
+        redis_client.script_load(lua)
+    recorded = Trace()
+    hop = SyncToAsync.__call__
+    sync_execute = redis.Redis.execute_command
+    async_execute = redis.asyncio.Redis.execute_command
+
+    async def counting_hop(
+        self: SyncToAsync[Any, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        # Never repr(): a queryset's would run a query.
+        name = getattr(self.func, "__qualname__", None) or type(self.func).__name__
+        recorded.hops.append(name)
+        return await hop(self, *args, **kwargs)
+
+    def sync_command(self: redis.Redis, *args: Any, **options: Any) -> Any:
+        if self is not redis_client:
+            recorded.sync_commands.append(str(args[0]))
+        return sync_execute(self, *args, **options)
+
+    async def async_command(
+        self: redis.asyncio.Redis, *args: Any, **options: Any
+    ) -> Any:
+        recorded.commands.append(str(args[0]))
+        if threading.get_ident() != recorded.loop_thread:
+            recorded.commands_off_the_loop.append(str(args[0]))
+        return await async_execute(self, *args, **options)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counting_hop)
+    monkeypatch.setattr(redis.Redis, "execute_command", sync_command)
+    monkeypatch.setattr(redis.asyncio.Redis, "execute_command", async_command)
+    recorded.clear()
+    return recorded
+
+
+def assert_session_on_the_loop(trace: Trace, *, round_trips: int) -> None:
+    assert trace.sync_commands == []
+    assert trace.commands_off_the_loop == []
+    assert len(trace.commands) == round_trips
+
+
+async def signed_in(trace: Trace) -> AsyncClient:
+    client = AsyncClient()
+    response = await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    trace.clear()
+    return client
+
+
+async def test_a_login_runs_the_session_on_the_loop(user, trace):
+    client = AsyncClient()
+    response = await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    assert_session_on_the_loop(trace, round_trips=1)
+
+
+async def test_a_login_checks_the_password_in_one_thread_on_purpose(user, trace):
+    client = AsyncClient()
+    await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert trace.hops.count("BaseForm.is_valid") == 1
+
+
+async def test_a_dashboard_runs_the_session_on_the_loop(user, trace):
+    client = await signed_in(trace)
+    response = await client.get("/dashboard/")
+    assert response.status_code == HTTPStatus.OK
+    assert_session_on_the_loop(trace, round_trips=4)
+
+
+async def test_a_visit_runs_the_session_on_the_loop(user, trace):
+    client = await signed_in(trace)
+    response = await client.get("/visits/", headers=JSON)
+    assert response.json() == {"visits": 1, "username": "ada"}
+    assert_session_on_the_loop(trace, round_trips=2)
+
+
+async def test_a_logout_runs_the_session_on_the_loop(user, trace):
+    client = await signed_in(trace)
+    response = await client.post("/logout/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert_session_on_the_loop(trace, round_trips=1)
