@@ -118,6 +118,36 @@ def test_redis_frozen_answers_503_within_the_bound(start_site, redis_server_for_
     assert wait_for_200(browser, "/dashboard/", within=5).status == HTTPStatus.OK
 
 
+def timed_get(browser: Browser, path: str) -> tuple[int, float]:
+    start = time.monotonic()
+    status = browser.get(path).status
+    return status, time.monotonic() - start
+
+
+@pytest.mark.parametrize("interface", ["asgi"])
+def test_a_frozen_redis_does_not_stall_the_event_loop(
+    start_site, redis_server_for_site
+):
+    site = start_site(workers=1)
+    browsers = [signed_in(site) for _ in range(16)]
+    anonymous = Browser(site.port, timeout=OUTAGE_BOUND)
+    redis_server_for_site.freeze()
+    try:
+        with ThreadPoolExecutor(max_workers=len(browsers)) as pool:
+            stuck = [pool.submit(timed_get, b, "/dashboard/") for b in browsers]
+            meanwhile = []
+            while not all(future.done() for future in stuck):
+                meanwhile += [timed_get(anonymous, p) for p in ("/healthz", "/login/")]
+            session_pages = [future.result() for future in stuck]
+    finally:
+        redis_server_for_site.resume()
+    assert meanwhile
+    assert {status for status, _ in meanwhile} == {HTTPStatus.OK}
+    assert max(seconds for _, seconds in meanwhile) < 0.1
+    assert {status for status, _ in session_pages} == {HTTPStatus.SERVICE_UNAVAILABLE}
+    assert max(seconds for _, seconds in session_pages) < OUTAGE_BOUND
+
+
 def test_an_outage_is_logged_once_and_its_end_once(start_site, redis_server_for_site):
     site = start_site(workers=1)
     browser = signed_in(site)
