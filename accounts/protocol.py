@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import codecs
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.utils.deprecation import MiddlewareMixin
+
+from sessionsite.on_the_loop import OnTheLoop
 
 FORM = "application/x-www-form-urlencoded"
-
-
-class OnTheLoop(MiddlewareMixin):
-    """
-    MiddlewareMixin whose hooks run on the event loop under ASGI.
-
-    Django's mixin calls process_request and process_response in a thread
-    under ASGI, for hooks that may block; these two only look at headers.
-    """
-
-    async def __acall__(self, request: HttpRequest) -> Any:
-        response = None
-        if hasattr(self, "process_request"):
-            response = self.process_request(request)
-        response = response or await self.get_response(request)  # type: ignore[misc]
-        if hasattr(self, "process_response"):
-            response = self.process_response(request, response)
-        return response
 
 
 class FormCharsetMiddleware(OnTheLoop):

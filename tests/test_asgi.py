@@ -31,6 +31,21 @@ pytestmark = [
 ]
 
 JSON = {"accept": "application/json"}
+# The thread hops that remain, none of them the session's. Django's
+# security, CSP, CSRF and clickjacking middleware run each hook in a thread
+# (sessionsite/on_the_loop.py says why they stay as they are); besides
+# those: a signal's sync receivers (request_started's closing of old
+# database connections), the user's query (the async ORM runs in a thread),
+# and the response's close.
+DJANGOS_MIDDLEWARE = (
+    "SecurityMiddleware.",
+    "ContentSecurityPolicyMiddleware.",
+    "CsrfViewMiddleware.",
+    "XFrameOptionsMiddleware.",
+)
+RECEIVERS = "Signal.asend.<locals>.sync_send"
+USER_QUERY = "QuerySet.get"
+CLOSE = "HttpResponseBase.close"
 
 
 @dataclass
@@ -42,6 +57,9 @@ class Trace:
     sync_commands: list[str] = field(default_factory=list)
     commands_off_the_loop: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+
+    def hops_besides_djangos_middleware(self) -> list[str]:
+        return [hop for hop in self.hops if not hop.startswith(DJANGOS_MIDDLEWARE)]
 
     def clear(self) -> None:
         self.loop_thread = threading.get_ident()
@@ -138,3 +156,53 @@ async def test_a_logout_runs_the_session_on_the_loop(user, trace):
     response = await client.post("/logout/")
     assert response.status_code == HTTPStatus.FOUND
     assert_session_on_the_loop(trace, round_trips=1)
+
+
+async def test_a_visit_hops_only_for_django_and_the_user_query(user, trace):
+    client = await signed_in(trace)
+    await client.get("/visits/", headers=JSON)
+    assert trace.hops_besides_djangos_middleware() == [RECEIVERS, USER_QUERY, CLOSE]
+
+
+async def test_a_dashboard_hops_only_for_django_and_the_user_query(user, trace):
+    client = await signed_in(trace)
+    await client.get("/dashboard/")
+    # login_required's test of the user is a sync function.
+    assert trace.hops_besides_djangos_middleware() == [
+        RECEIVERS,
+        USER_QUERY,
+        "login_required.<locals>.<lambda>",
+        CLOSE,
+    ]
+
+
+async def test_a_logout_hops_only_for_django_the_user_query_and_its_signal(user, trace):
+    client = await signed_in(trace)
+    await client.post("/logout/")
+    # user_logged_out's receivers (the site's log line, axes) are sync.
+    assert trace.hops_besides_djangos_middleware() == [
+        RECEIVERS,
+        USER_QUERY,
+        RECEIVERS,
+        CLOSE,
+    ]
+
+
+async def test_a_login_hops_for_the_credentials_and_its_signal(user, trace):
+    client = AsyncClient()
+    await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    # The credentials' check, password hash included, in one thread on
+    # purpose; user_logged_in's receivers (the log line, axes) are sync.
+    assert trace.hops_besides_djangos_middleware() == [
+        RECEIVERS,
+        "BaseForm.is_valid",
+        RECEIVERS,
+        CLOSE,
+    ]
+
+
+async def test_djangos_middleware_hops_eight_times_per_page(user, trace):
+    client = await signed_in(trace)
+    await client.get("/visits/", headers=JSON)
+    theirs = [hop for hop in trace.hops if hop.startswith(DJANGOS_MIDDLEWARE)]
+    assert len(theirs) == 8
