@@ -32,6 +32,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
 from redis.commands.core import AsyncScript, Script
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .exceptions import SessionStoreUnavailable
 
@@ -177,6 +178,12 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     }
     if "parser_class" in options:
         options["parser_class"] = _async_parser(options["parser_class"])
+    # Off: with redis-py's default ("auto", under RESP3) its asyncio pool
+    # skips the check that drops a pooled connection the server has closed,
+    # so the first request after a Redis restart answered 503 under ASGI
+    # (tests/test_faults.py, the AOF restart). Maintenance notifications
+    # are a managed-Redis feature that a restart-safe pool does not need.
+    options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
     if isinstance(pool, redis.BlockingConnectionPool):
         return redis.asyncio.BlockingConnectionPool(
             connection_class=async_class,
