@@ -206,3 +206,17 @@ async def test_djangos_middleware_hops_eight_times_per_page(user, trace):
     await client.get("/visits/", headers=JSON)
     theirs = [hop for hop in trace.hops if hop.startswith(DJANGOS_MIDDLEWARE)]
     assert len(theirs) == 8
+
+
+async def test_a_login_over_the_cap_ends_the_oldest_session_on_the_loop(
+    user, trace, settings
+):
+    settings.SESSION_MAX_PER_USER = 1
+    first = await signed_in(trace)
+    second = AsyncClient()
+    await second.post("/login/", {"username": "ada", "password": PASSWORD})
+    # The create, then the user's index and sessions read, then the end.
+    assert_session_on_the_loop(trace, round_trips=4)
+    ended = await first.get("/dashboard/")
+    assert ended.status_code == HTTPStatus.FOUND
+    assert ended["Location"] == "/login/?next=/dashboard/"
