@@ -166,6 +166,11 @@ def end_other_sessions(*, user_id: object, session: SessionBase) -> int:
     return users.end_sessions(user_id, keep=[current] if current else [])
 
 
+async def aend_other_sessions(*, user_id: object, session: SessionBase) -> int:
+    current = current_key_hash(session)
+    return await users.aend_sessions(user_id, keep=[current] if current else [])
+
+
 def end_session_elsewhere(
     *, user_id: object, session: SessionBase, key_hash: str
 ) -> bool:
@@ -173,6 +178,14 @@ def end_session_elsewhere(
     if key_hash == current_key_hash(session):
         return False
     return users.end_sessions(user_id, only=[key_hash]) == 1
+
+
+async def aend_session_elsewhere(
+    *, user_id: object, session: SessionBase, key_hash: str
+) -> bool:
+    if key_hash == current_key_hash(session):
+        return False
+    return await users.aend_sessions(user_id, only=[key_hash]) == 1
 
 
 def end_sessions_of_user_who_left(*, user_id: object) -> None:

@@ -135,10 +135,34 @@ async def adashboard(request: HttpRequest) -> HttpResponse:
 def end_session(request: HttpRequest, key_hash: str) -> HttpResponse:
     """Sign out one of the user's other sessions."""
     if key_hash == services.current_key_hash(request.session):
-        messages.error(request, "To end this session, log out.")
-    elif services.end_session_elsewhere(
+        return _ended_this_one(request)
+    ended = services.end_session_elsewhere(
         user_id=request.user.pk, session=request.session, key_hash=key_hash
-    ):
+    )
+    return _ended_elsewhere(request, ended=ended)
+
+
+@twin_of(end_session)
+@never_cache
+@require_POST
+@login_required
+async def aend_session(request: HttpRequest, key_hash: str) -> HttpResponse:
+    if key_hash == services.current_key_hash(request.session):
+        return _ended_this_one(request)
+    user = await request.auser()
+    ended = await services.aend_session_elsewhere(
+        user_id=user.pk, session=request.session, key_hash=key_hash
+    )
+    return _ended_elsewhere(request, ended=ended)
+
+
+def _ended_this_one(request: HttpRequest) -> HttpResponse:
+    messages.error(request, "To end this session, log out.")
+    return redirect("dashboard")
+
+
+def _ended_elsewhere(request: HttpRequest, *, ended: bool) -> HttpResponse:
+    if ended:
         messages.info(request, "That session was signed out.")
     else:
         messages.error(
@@ -155,6 +179,20 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     ended = services.end_other_sessions(
         user_id=request.user.pk, session=request.session
     )
+    return _ended_others(request, ended=ended)
+
+
+@twin_of(end_other_sessions)
+@never_cache
+@require_POST
+@login_required
+async def aend_other_sessions(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    ended = await services.aend_other_sessions(user_id=user.pk, session=request.session)
+    return _ended_others(request, ended=ended)
+
+
+def _ended_others(request: HttpRequest, *, ended: int) -> HttpResponse:
     messages.info(request, f"Signed out {ended} other session{pluralize(ended)}.")
     return redirect("dashboard")
 

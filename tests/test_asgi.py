@@ -19,9 +19,10 @@ import pytest
 import redis
 import redis.asyncio
 from asgiref.sync import SyncToAsync
+from django.conf import settings
 from django.test import AsyncClient
 
-from sessionsite.redis_sessions import connection
+from sessionsite.redis_sessions import connection, keys
 from tests.conftest import PASSWORD
 
 pytestmark = [
@@ -219,4 +220,27 @@ async def test_a_login_over_the_cap_ends_the_oldest_session_on_the_loop(
     assert_session_on_the_loop(trace, round_trips=4)
     ended = await first.get("/dashboard/")
     assert ended.status_code == HTTPStatus.FOUND
+    assert ended["Location"] == "/login/?next=/dashboard/"
+
+
+async def test_ending_the_other_sessions_runs_the_session_on_the_loop(user, trace):
+    other = await signed_in(trace)
+    this = await signed_in(trace)
+    response = await this.post("/sessions/end-others/")
+    assert response.status_code == HTTPStatus.FOUND
+    # Load this session; read the user's index; end the others.
+    assert_session_on_the_loop(trace, round_trips=3)
+    ended = await other.get("/dashboard/")
+    assert ended["Location"] == "/login/?next=/dashboard/"
+
+
+async def test_ending_one_other_session_runs_the_session_on_the_loop(user, trace):
+    other = await signed_in(trace)
+    this = await signed_in(trace)
+    key_hash = keys.key_hash(other.cookies[settings.SESSION_COOKIE_NAME].value)
+    response = await this.post(f"/sessions/{key_hash}/end/")
+    assert response.status_code == HTTPStatus.FOUND
+    # Load this session; end the named one.
+    assert_session_on_the_loop(trace, round_trips=2)
+    ended = await other.get("/dashboard/")
     assert ended["Location"] == "/login/?next=/dashboard/"
