@@ -31,4 +31,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import http.client, os; host = os.environ.get('DJANGO_ALLOWED_HOSTS', 'localhost').split(',')[0]; port = os.environ.get('GUNICORN_BIND', '0.0.0.0:8000').rsplit(':', 1)[1]; c = http.client.HTTPConnection('127.0.0.1', int(port), timeout=3); c.request('GET', '/healthz', headers={'Host': host}); raise SystemExit(c.getresponse().status != 200)"]
 ENTRYPOINT ["/app/docker-entrypoint.sh"]
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "sessionsite.wsgi:application"]
+# gunicorn.conf.py names the application: WSGI, or ASGI with SITE_INTERFACE=asgi.
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

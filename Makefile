@@ -4,7 +4,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-micro
+.PHONY: run test bench bench-micro bench-asgi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,7 @@ bench: $(VENV)/.installed
 
 bench-micro: $(VENV)/.installed
 	$(BIN)/python -m bench.micro
+
+# Our engine under sync, gthread and ASGI workers (needs wrk, as bench does).
+bench-asgi: $(VENV)/.installed
+	$(BIN)/python -m bench.asgi

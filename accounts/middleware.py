@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -31,13 +33,22 @@ class SessionLifetimeMiddleware:
 
     A request whose signed cookie names a session that is gone lands on the
     login page saying why: ended from another device (the engine left a
-    mark), or expired (on its way to a page that needs a login).
+    mark), or expired (on its way to a page that needs a login). Under ASGI
+    it awaits the engine on the event loop.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
         if request.path.startswith(UNLOADED):
             return self.get_response(request)
         try:
@@ -58,6 +69,31 @@ class SessionLifetimeMiddleware:
             messages.info(request, EXPIRED)
         return response
 
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        get_response = cast(
+            Callable[[HttpRequest], Awaitable[HttpResponse]], self.get_response
+        )
+        if request.path.startswith(UNLOADED):
+            return await get_response(request)
+        try:
+            ended = await self._asession_gone(request)
+            if request.session.session_key is not None:
+                await services.adiscard_if_corrupt(session=request.session)
+            # Sync code after this (templates, Django's middleware) reads
+            # request.user: loaded here, it costs it no database query.
+            request.user = await request.auser()
+            if request.path.startswith(PASSING):
+                return await get_response(request)
+            early = await self._abefore_view(request, ended)
+        except SessionStoreUnavailable as exc:
+            return session_store_unavailable(request, exc)
+        if early is not None:
+            return early
+        response = await get_response(request)
+        if ended and _redirects_to_login(response):
+            messages.info(request, EXPIRED)
+        return response
+
     @staticmethod
     def _before_view(request: HttpRequest, ended: bool) -> HttpResponse | None:
         if ended and users.was_ended(request.COOKIES[settings.SESSION_COOKIE_NAME]):
@@ -70,6 +106,27 @@ class SessionLifetimeMiddleware:
                 return redirect_to_login(request.get_full_path())
             services.note_activity(session=request.session)
         return None
+
+    @staticmethod
+    async def _abefore_view(request: HttpRequest, ended: bool) -> HttpResponse | None:
+        cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if ended and cookie is not None and await users.awas_ended(cookie):
+            messages.info(request, ENDED_ELSEWHERE)
+            return redirect_to_login(request.get_full_path())
+        if request.user.is_authenticated:
+            if services.lifetime_is_over(session=request.session):
+                await services.alog_out(request=request)
+                messages.info(request, EXPIRED)
+                return redirect_to_login(request.get_full_path())
+            services.note_activity(session=request.session)
+        return None
+
+    @staticmethod
+    async def _asession_gone(request: HttpRequest) -> bool:
+        if request.session.session_key is None:
+            return False
+        await request.session.akeys()
+        return request.session.session_key is None
 
     @staticmethod
     def _session_gone(request: HttpRequest) -> bool:

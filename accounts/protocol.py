@@ -5,12 +5,13 @@ from __future__ import annotations
 import codecs
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.utils.deprecation import MiddlewareMixin
+
+from sessionsite.on_the_loop import OnTheLoop
 
 FORM = "application/x-www-form-urlencoded"
 
 
-class FormCharsetMiddleware(MiddlewareMixin):
+class FormCharsetMiddleware(OnTheLoop):
     """
     Answer 400 to a form body that declares a charset other than UTF-8.
 
@@ -32,7 +33,7 @@ class FormCharsetMiddleware(MiddlewareMixin):
         return None
 
 
-class HeadWithoutBodyMiddleware(MiddlewareMixin):
+class HeadWithoutBodyMiddleware(OnTheLoop):
     """
     Send no body in answer to HEAD, keeping the headers of the GET.
 

@@ -6,12 +6,14 @@ import ipaddress
 import logging
 import re
 import time
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import ua_parser
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, login, logout
+from django.contrib.auth import SESSION_KEY, alogin, alogout, login, logout
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
@@ -39,6 +41,11 @@ suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
 # The site's clock, for session lifetimes; tests replace it.
 clock = time.time
+
+# True while alog_in() runs: it records the sign-in itself, on the event
+# loop, so the user_logged_in receiver (which asend() runs in a thread) must
+# not.
+signing_in_async: ContextVar[bool] = ContextVar("signing_in_async", default=False)
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,37 @@ def log_in(*, request: HttpRequest, user: User) -> None:
     login(request, user)
 
 
+async def alog_in(*, request: HttpRequest, user: User) -> None:
+    """Log the user in under a new session key, on the event loop."""
+    if await request.session.ahas_key(SESSION_KEY):
+        await request.session.aflush()
+    started = signing_in_async.set(True)
+    try:
+        await alogin(request, user)
+    finally:
+        signing_in_async.reset(started)
+    await arecord_sign_in(request=request, user=user)
+
+
 def record_sign_in(*, request: HttpRequest, user: User) -> None:
     """Note in the session when, where and how the user signed in; apply the cap."""
+    _note_sign_in(request=request)
+    if settings.SESSION_MAX_PER_USER:
+        end_sessions_over_cap(
+            user_id=user.pk, current=current_key_hash(request.session)
+        )
+
+
+async def arecord_sign_in(*, request: HttpRequest, user: User) -> None:
+    _note_sign_in(request=request)
+    if settings.SESSION_MAX_PER_USER:
+        await aend_sessions_over_cap(
+            user_id=user.pk, current=current_key_hash(request.session)
+        )
+
+
+def _note_sign_in(*, request: HttpRequest) -> None:
+    """Write the sign-in's facts into the session, which login() has loaded."""
     now = clock()
     request.session[SIGNED_IN_AT] = datetime.fromtimestamp(now, tz=UTC).isoformat()
     request.session[LAST_ACTIVE] = int(now)
@@ -117,10 +153,6 @@ def record_sign_in(*, request: HttpRequest, user: User) -> None:
     request.session[DEVICE] = describe_device(request.headers.get("User-Agent", ""))
     # Back from SESSION_ANONYMOUS_AGE to the default, SESSION_COOKIE_AGE.
     request.session.set_expiry(None)
-    if settings.SESSION_MAX_PER_USER:
-        end_sessions_over_cap(
-            user_id=user.pk, current=current_key_hash(request.session)
-        )
 
 
 def current_key_hash(session: SessionBase) -> str | None:
@@ -134,6 +166,11 @@ def end_other_sessions(*, user_id: object, session: SessionBase) -> int:
     return users.end_sessions(user_id, keep=[current] if current else [])
 
 
+async def aend_other_sessions(*, user_id: object, session: SessionBase) -> int:
+    current = current_key_hash(session)
+    return await users.aend_sessions(user_id, keep=[current] if current else [])
+
+
 def end_session_elsewhere(
     *, user_id: object, session: SessionBase, key_hash: str
 ) -> bool:
@@ -141,6 +178,14 @@ def end_session_elsewhere(
     if key_hash == current_key_hash(session):
         return False
     return users.end_sessions(user_id, only=[key_hash]) == 1
+
+
+async def aend_session_elsewhere(
+    *, user_id: object, session: SessionBase, key_hash: str
+) -> bool:
+    if key_hash == current_key_hash(session):
+        return False
+    return await users.aend_sessions(user_id, only=[key_hash]) == 1
 
 
 def end_sessions_of_user_who_left(*, user_id: object) -> None:
@@ -178,19 +223,32 @@ def end_sessions_by_staff(*, request: HttpRequest, user: User) -> int:
 
 def end_sessions_over_cap(*, user_id: object, current: str | None) -> int:
     """End the user's oldest sessions so that, with this one, at most the cap remain."""
-    others = [
-        s
-        for s in users.sessions_of(user_id, fields=[SIGNED_IN_AT])
-        if s.key_hash != current
-    ]
+    listed = users.sessions_of(user_id, fields=[SIGNED_IN_AT])
+    oldest = _over_cap(listed, current=current)
+    if not oldest:
+        return 0
+    return users.end_sessions(user_id, only=oldest)
+
+
+async def aend_sessions_over_cap(*, user_id: object, current: str | None) -> int:
+    listed = await users.asessions_of(user_id, fields=[SIGNED_IN_AT])
+    oldest = _over_cap(listed, current=current)
+    if not oldest:
+        return 0
+    return await users.aend_sessions(user_id, only=oldest)
+
+
+def _over_cap(listed: Iterable[users.UserSession], *, current: str | None) -> list[str]:
+    """Return the key hashes of the oldest sessions past the cap, this one aside."""
+    others = [s for s in listed if s.key_hash != current]
     excess = len(others) - (settings.SESSION_MAX_PER_USER - 1)
     if excess <= 0:
-        return 0
+        return []
     # An unreadable session sorts as the oldest.
     oldest = sorted(
         others, key=lambda s: s.data.get(SIGNED_IN_AT, "") if _readable(s) else ""
     )[:excess]
-    return users.end_sessions(user_id, only=[s.key_hash for s in oldest])
+    return [s.key_hash for s in oldest]
 
 
 def lifetime_is_over(*, session: SessionBase) -> bool:
@@ -231,9 +289,30 @@ def list_sessions(*, user_id: object, session: SessionBase) -> list[DeviceSessio
     A session that cannot be read (a field not JSON or of the wrong type)
     is left out and ended: no request could use it anyway.
     """
+    found = users.sessions_of(user_id, fields=SESSION_FIELDS)
+    listed, corrupt = _device_sessions(found, user_id=user_id, session=session)
+    if corrupt:
+        users.end_sessions(user_id, only=corrupt)
+    return listed
+
+
+async def alist_sessions(
+    *, user_id: object, session: SessionBase
+) -> list[DeviceSession]:
+    found = await users.asessions_of(user_id, fields=SESSION_FIELDS)
+    listed, corrupt = _device_sessions(found, user_id=user_id, session=session)
+    if corrupt:
+        await users.aend_sessions(user_id, only=corrupt)
+    return listed
+
+
+def _device_sessions(
+    found: Iterable[users.UserSession], *, user_id: object, session: SessionBase
+) -> tuple[list[DeviceSession], list[str]]:
+    """Return the readable sessions, sorted for the page, and the unreadable ones."""
     current = current_key_hash(session)
     listed, corrupt = [], []
-    for s in users.sessions_of(user_id, fields=SESSION_FIELDS):
+    for s in found:
         if not _readable(s):
             corrupt.append(s.key_hash)
             continue
@@ -261,12 +340,12 @@ def list_sessions(*, user_id: object, session: SessionBase) -> list[DeviceSessio
             len(corrupt),
             user_id,
         )
-        users.end_sessions(user_id, only=corrupt)
-    return sorted(
+    ordered = sorted(
         listed,
         key=lambda s: s.last_active or datetime.min.replace(tzinfo=UTC),
         reverse=True,
     )
+    return ordered, corrupt
 
 
 def _readable(session: users.UserSession) -> bool:
@@ -280,14 +359,27 @@ def discard_if_corrupt(*, session: SessionBase) -> bool:
     Such a session was not written by this site: it is treated like one
     that is not JSON, as corrupted, and the visitor starts afresh.
     """
-    wrong = wrong_fields(dict(session.items()))
-    if not wrong:
+    if not _is_corrupt(dict(session.items())):
         return False
-    suspicious_logger.warning(
-        "Session data corrupted: wrong type in %s", ", ".join(wrong)
-    )
     session.flush()
     return True
+
+
+async def adiscard_if_corrupt(*, session: SessionBase) -> bool:
+    if not _is_corrupt(dict(await session.aitems())):
+        return False
+    await session.aflush()
+    return True
+
+
+def _is_corrupt(data: dict[str, object]) -> bool:
+    """Return True, and log why, if data holds a field of the wrong type."""
+    wrong = wrong_fields(data)
+    if wrong:
+        suspicious_logger.warning(
+            "Session data corrupted: wrong type in %s", ", ".join(wrong)
+        )
+    return bool(wrong)
 
 
 def log_out(*, request: HttpRequest) -> None:
@@ -298,6 +390,13 @@ def log_out(*, request: HttpRequest) -> None:
         request.session.load_and_delete()
     discard_if_corrupt(session=request.session)
     logout(request)
+
+
+async def alog_out(*, request: HttpRequest) -> None:
+    if isinstance(request.session, SessionStore):
+        await request.session.aload_and_delete()
+    await adiscard_if_corrupt(session=request.session)
+    await alogout(request)
 
 
 def count_visit(*, session: SessionBase) -> int:
@@ -317,11 +416,29 @@ def count_visit(*, session: SessionBase) -> int:
     return int(session[VISITS])
 
 
+async def acount_visit(*, session: SessionBase) -> int:
+    if not await session.ahas_key(SESSION_KEY) and (
+        await session.aget(EXPIRY) != settings.SESSION_ANONYMOUS_AGE
+    ):
+        await session.aset_expiry(settings.SESSION_ANONYMOUS_AGE)
+    if isinstance(session, SessionStore):
+        return await session.aincr(VISITS)
+    count = int(await session.aget(VISITS, 0)) + 1
+    await session.aset(VISITS, count)
+    return count
+
+
 def record_visit(*, request: HttpRequest) -> int:
     """Count a GET as a visit and return the count; a HEAD only reads it."""
     if request.method == "HEAD":
         return int(request.session.get(VISITS, 0))
     return count_visit(session=request.session)
+
+
+async def arecord_visit(*, request: HttpRequest) -> int:
+    if request.method == "HEAD":
+        return int(await request.session.aget(VISITS, 0))
+    return await acount_visit(session=request.session)
 
 
 def session_facts(*, session: SessionBase) -> SessionFacts:

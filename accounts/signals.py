@@ -18,7 +18,12 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from .services import client_ip, end_sessions_of_user_who_left, record_sign_in
+from .services import (
+    client_ip,
+    end_sessions_of_user_who_left,
+    record_sign_in,
+    signing_in_async,
+)
 
 logger = logging.getLogger("accounts.auth")
 # Usernames come from the request as sent: a log line shows this much of one.
@@ -35,7 +40,8 @@ def shown(username: object) -> object:
 @receiver(user_logged_in)
 def note_sign_in(*, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     """Note the sign-in in the session, whichever way the user logged in."""
-    record_sign_in(request=request, user=user)
+    if not signing_in_async.get():
+        record_sign_in(request=request, user=user)
 
 
 @receiver(user_logged_in)

@@ -6,7 +6,7 @@ from . import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", views.home, name="home"),
-    path("login/", views.SignInView.as_view(), name="login"),
+    path("login/", views.sign_in, name="login"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("visits/", views.visits, name="visits"),
     path("logout/", views.logout, name="logout"),

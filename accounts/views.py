@@ -2,12 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import LoginView, PasswordChangeView
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse, reverse_lazy
@@ -15,7 +22,11 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST, require_safe
+
+from sessionsite.twins import twin_of
 
 from . import services
 from .forms import LoginForm
@@ -57,6 +68,35 @@ class SignInView(LoginView):
         return context
 
 
+sign_in = SignInView.as_view()
+
+
+@twin_of(sign_in)
+@sensitive_post_parameters()
+@csrf_protect
+@never_cache
+async def asign_in(request: HttpRequest) -> HttpResponseBase:
+    """
+    Serve SignInView under ASGI, logging in on the event loop.
+
+    The form's check of the credentials (the login throttle's queries, the
+    user's, and the password hash, which takes tens of milliseconds of CPU
+    by design) runs in one thread, on purpose: Django's aauthenticate()
+    would run the same in three (the throttle has no async backend, the
+    async ORM and acheck_password() both use threads). The session's part,
+    alog_in(), runs on the loop. Other methods touch no session.
+    """
+    view = SignInView()
+    view.setup(request)
+    if request.method != "POST":
+        return view.dispatch(request)
+    form = view.get_form()
+    if not await sync_to_async(form.is_valid)():
+        return view.form_invalid(form)
+    await services.alog_in(request=request, user=form.get_user())
+    return HttpResponseRedirect(view.get_success_url())
+
+
 @never_cache
 @login_required
 @require_safe
@@ -72,16 +112,57 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
+@twin_of(dashboard)
+@never_cache
+@login_required
+@require_safe
+async def adashboard(request: HttpRequest) -> HttpResponse:
+    visits = await services.arecord_visit(request=request)
+    user = await request.auser()
+    context = {
+        "visits": visits,
+        "facts": services.session_facts(session=request.session),
+        "sessions": await services.alist_sessions(
+            user_id=user.pk, session=request.session
+        ),
+    }
+    return render(request, "accounts/dashboard.html", context)
+
+
 @never_cache
 @require_POST
 @login_required
 def end_session(request: HttpRequest, key_hash: str) -> HttpResponse:
     """Sign out one of the user's other sessions."""
     if key_hash == services.current_key_hash(request.session):
-        messages.error(request, "To end this session, log out.")
-    elif services.end_session_elsewhere(
+        return _ended_this_one(request)
+    ended = services.end_session_elsewhere(
         user_id=request.user.pk, session=request.session, key_hash=key_hash
-    ):
+    )
+    return _ended_elsewhere(request, ended=ended)
+
+
+@twin_of(end_session)
+@never_cache
+@require_POST
+@login_required
+async def aend_session(request: HttpRequest, key_hash: str) -> HttpResponse:
+    if key_hash == services.current_key_hash(request.session):
+        return _ended_this_one(request)
+    user = await request.auser()
+    ended = await services.aend_session_elsewhere(
+        user_id=user.pk, session=request.session, key_hash=key_hash
+    )
+    return _ended_elsewhere(request, ended=ended)
+
+
+def _ended_this_one(request: HttpRequest) -> HttpResponse:
+    messages.error(request, "To end this session, log out.")
+    return redirect("dashboard")
+
+
+def _ended_elsewhere(request: HttpRequest, *, ended: bool) -> HttpResponse:
+    if ended:
         messages.info(request, "That session was signed out.")
     else:
         messages.error(
@@ -98,6 +179,20 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     ended = services.end_other_sessions(
         user_id=request.user.pk, session=request.session
     )
+    return _ended_others(request, ended=ended)
+
+
+@twin_of(end_other_sessions)
+@never_cache
+@require_POST
+@login_required
+async def aend_other_sessions(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    ended = await services.aend_other_sessions(user_id=user.pk, session=request.session)
+    return _ended_others(request, ended=ended)
+
+
+def _ended_others(request: HttpRequest, *, ended: int) -> HttpResponse:
     messages.info(request, f"Signed out {ended} other session{pluralize(ended)}.")
     return redirect("dashboard")
 
@@ -129,6 +224,22 @@ def visits(request: HttpRequest) -> HttpResponse:
     count = services.record_visit(request=request)
     user = request.user
     username = user.get_username() if user.is_authenticated else None
+    return _visits_page(request, count=count, username=username)
+
+
+@twin_of(visits)
+@never_cache
+@require_safe
+async def avisits(request: HttpRequest) -> HttpResponse:
+    count = await services.arecord_visit(request=request)
+    user = await request.auser()
+    username = user.get_username() if user.is_authenticated else None
+    return _visits_page(request, count=count, username=username)
+
+
+def _visits_page(
+    request: HttpRequest, *, count: int, username: str | None
+) -> HttpResponse:
     response: HttpResponse
     if (
         request.get_preferred_type(["text/html", "application/json"])
@@ -149,6 +260,14 @@ def logout(request: HttpRequest) -> HttpResponse:
     services.log_out(request=request)
     # No Clear-Site-Data: it would clear every cookie of the registrable
     # domain, sibling sites' included; the session cookie is deleted by name.
+    return HttpResponseRedirect(f"{reverse('login')}?{LOGGED_OUT}=1")
+
+
+@twin_of(logout)
+@never_cache
+@require_POST
+async def alogout(request: HttpRequest) -> HttpResponse:
+    await services.alog_out(request=request)
     return HttpResponseRedirect(f"{reverse('login')}?{LOGGED_OUT}=1")
 
 

@@ -87,19 +87,25 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Under ASGI, the pages that touch the session are served by their async
+    # twins (sessionsite/twins.py). Django's common, authentication and
+    # messages middleware are their subclasses in sessionsite.on_the_loop,
+    # with the hooks on the event loop; the others keep Django's names, by
+    # which Django's deploy checks find them, and their hooks run in threads.
+    "sessionsite.twins.TwinsMiddleware",
     # First, so that it empties the body after CommonMiddleware has set
     # Content-Length from it, as a GET would have it.
     "accounts.protocol.HeadWithoutBodyMiddleware",
     # Before anything that may read a form body in a charset Django refuses.
     "accounts.protocol.FormCharsetMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "sessionsite.static_files.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "sessionsite.redis_sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "sessionsite.on_the_loop.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "sessionsite.on_the_loop.AuthenticationMiddleware",
+    "sessionsite.on_the_loop.MessageMiddleware",
     "accounts.middleware.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout into the 429 page.

@@ -1,4 +1,9 @@
-"""The site under a real gunicorn, on a loopback port, for process-level tests."""
+"""The site under a real gunicorn, on a loopback port, for process-level tests.
+
+Each server runs as WSGI (sync or threaded workers) or as ASGI (uvicorn's
+worker), chosen by SITE_INTERFACE as in the Docker image; INTERFACES
+parametrizes the tests that must hold under both.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from .redis_process import free_port
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password-for-tests"
+INTERFACES = ("wsgi", "asgi")
 
 
 def site_environment(redis_url: str, database: Path) -> dict[str, str]:
@@ -43,12 +49,28 @@ def prepare_database(environment: dict[str, str]) -> None:
 
 
 class Gunicorn:
-    """gunicorn serving sessionsite.wsgi with the given workers and threads."""
+    """
+    gunicorn serving the site with the given workers (and threads, for WSGI).
+
+    The application comes from gunicorn.conf.py, as in the image. Every
+    ResourceWarning is written to the log, and stop() fails on one.
+    """
 
     def __init__(
-        self, environment: dict[str, str], log: Path, *, workers: int, threads: int
+        self,
+        environment: dict[str, str],
+        log: Path,
+        *,
+        workers: int,
+        threads: int,
+        interface: str = "wsgi",
     ) -> None:
-        self.environment = environment
+        self.environment = {
+            **environment,
+            "SITE_INTERFACE": interface,
+            "PYTHONWARNINGS": "always::ResourceWarning",
+        }
+        self.interface = interface
         self.log = log
         self.workers = workers
         self.threads = threads
@@ -57,7 +79,7 @@ class Gunicorn:
 
     def start(self) -> None:
         args = [
-            sys.executable, "-m", "gunicorn", "sessionsite.wsgi:application",
+            sys.executable, "-m", "gunicorn",
             "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(self.workers),
             "--threads", str(self.threads),
@@ -87,3 +109,4 @@ class Gunicorn:
             self.process.terminate()
             self.process.wait(timeout=30)
             self.process = None
+            assert "ResourceWarning" not in self.log.read_text()

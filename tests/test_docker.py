@@ -22,7 +22,7 @@ from django.conf import settings
 from tests.docker_engine import docker, require_engine
 from tests.http_client import Browser
 from tests.redis_process import RedisProcess, free_port
-from tests.site_process import ROOT
+from tests.site_process import INTERFACES, ROOT
 
 pytestmark = pytest.mark.docker
 
@@ -49,8 +49,10 @@ class Container:
         return result.stdout + result.stderr
 
 
-@pytest.fixture
-def container(image: str, tmp_path: Path) -> Iterator[Container]:
+@pytest.fixture(params=INTERFACES)
+def container(
+    request: pytest.FixtureRequest, image: str, tmp_path: Path
+) -> Iterator[Container]:
     redis = RedisProcess(tmp_path / "redis", appendonly=True)
     redis.start()
     data = tmp_path / "data"
@@ -65,6 +67,7 @@ def container(image: str, tmp_path: Path) -> Iterator[Container]:
         "DATABASE_URL": "sqlite:////data/db.sqlite3",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
+        "SITE_INTERFACE": request.param,
         "DEMO_USERNAME": DEMO[0],
         "DEMO_PASSWORD": DEMO[1],
     }

@@ -1,5 +1,5 @@
 """
-Redis failures under real gunicorn and real Redis-compatible server processes.
+Redis failures under real gunicorn (WSGI and ASGI) and real Redis-compatible servers.
 
 Loopback only; every loop is bounded in requests and time. The 2-second
 bound on a response is the HTTP client's timeout: a slower answer fails the
@@ -24,6 +24,7 @@ from tests.redis_process import RedisProcess
 from tests.site_process import (
     DEMO_PASSWORD,
     DEMO_USERNAME,
+    INTERFACES,
     Gunicorn,
     prepare_database,
     site_environment,
@@ -44,9 +45,14 @@ def redis_server_for_site(tmp_path: Path) -> Iterator[RedisProcess]:
     server.kill()
 
 
+@pytest.fixture(params=INTERFACES)
+def interface(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def start_site(
-    redis_server_for_site: RedisProcess, tmp_path: Path
+    redis_server_for_site: RedisProcess, tmp_path: Path, interface: str
 ) -> Iterator[Callable[..., Gunicorn]]:
     """Start gunicorn instances of the site, sharing one database and Redis."""
     environment = site_environment(redis_server_for_site.url, tmp_path / "db.sqlite3")
@@ -55,7 +61,9 @@ def start_site(
 
     def start(*, workers: int = 1, threads: int = 8) -> Gunicorn:
         log = tmp_path / f"gunicorn{len(started)}.log"
-        server = Gunicorn(environment, log, workers=workers, threads=threads)
+        server = Gunicorn(
+            environment, log, workers=workers, threads=threads, interface=interface
+        )
         server.start()
         started.append(server)
         return server
@@ -108,6 +116,36 @@ def test_redis_frozen_answers_503_within_the_bound(start_site, redis_server_for_
     assert statuses == [HTTPStatus.SERVICE_UNAVAILABLE] * 3
     redis_server_for_site.resume()
     assert wait_for_200(browser, "/dashboard/", within=5).status == HTTPStatus.OK
+
+
+def timed_get(browser: Browser, path: str) -> tuple[int, float]:
+    start = time.monotonic()
+    status = browser.get(path).status
+    return status, time.monotonic() - start
+
+
+@pytest.mark.parametrize("interface", ["asgi"])
+def test_a_frozen_redis_does_not_stall_the_event_loop(
+    start_site, redis_server_for_site
+):
+    site = start_site(workers=1)
+    browsers = [signed_in(site) for _ in range(16)]
+    anonymous = Browser(site.port, timeout=OUTAGE_BOUND)
+    redis_server_for_site.freeze()
+    try:
+        with ThreadPoolExecutor(max_workers=len(browsers)) as pool:
+            stuck = [pool.submit(timed_get, b, "/dashboard/") for b in browsers]
+            meanwhile = []
+            while not all(future.done() for future in stuck):
+                meanwhile += [timed_get(anonymous, p) for p in ("/healthz", "/login/")]
+            session_pages = [future.result() for future in stuck]
+    finally:
+        redis_server_for_site.resume()
+    assert meanwhile
+    assert {status for status, _ in meanwhile} == {HTTPStatus.OK}
+    assert max(seconds for _, seconds in meanwhile) < 0.1
+    assert {status for status, _ in session_pages} == {HTTPStatus.SERVICE_UNAVAILABLE}
+    assert max(seconds for _, seconds in session_pages) < OUTAGE_BOUND
 
 
 def test_an_outage_is_logged_once_and_its_end_once(start_site, redis_server_for_site):
@@ -164,12 +202,18 @@ def test_under_load_every_counted_visit_is_kept(start_site, redis_server_for_sit
         assert counted_without_a_200 in {0, 1}
 
 
-def test_a_redis_restart_with_aof_everysec_loses_no_session(start_site, tmp_path):
+def test_a_redis_restart_with_aof_everysec_loses_no_session(interface, tmp_path):
     redis = RedisProcess(tmp_path / "everysec", appendonly=True, appendfsync="everysec")
     redis.start()
     environment = site_environment(redis.url, tmp_path / "everysec.sqlite3")
     prepare_database(environment)
-    site = Gunicorn(environment, tmp_path / "everysec.log", workers=1, threads=2)
+    site = Gunicorn(
+        environment,
+        tmp_path / "everysec.log",
+        workers=1,
+        threads=2,
+        interface=interface,
+    )
     site.start()
     try:
         browser = signed_in(site)

@@ -32,6 +32,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
 from redis.commands.core import AsyncScript, Script
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .exceptions import SessionStoreUnavailable
 
@@ -95,6 +96,8 @@ class AsyncConnection:
     save: AsyncScript
     incr: AsyncScript
     load_and_delete: AsyncScript
+    sessions_of: AsyncScript
+    end_sessions: AsyncScript
 
 
 _connections: dict[str, Connection] = {}
@@ -175,6 +178,12 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     }
     if "parser_class" in options:
         options["parser_class"] = _async_parser(options["parser_class"])
+    # Off: with redis-py's default ("auto", under RESP3) its asyncio pool
+    # skips the check that drops a pooled connection the server has closed,
+    # so the first request after a Redis restart answered 503 under ASGI
+    # (tests/test_faults.py, the AOF restart). Maintenance notifications
+    # are a managed-Redis feature that a restart-safe pool does not need.
+    options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
     if isinstance(pool, redis.BlockingConnectionPool):
         return redis.asyncio.BlockingConnectionPool(
             connection_class=async_class,
@@ -212,6 +221,8 @@ async def get_async_connection() -> AsyncConnection:
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
         load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
+        sessions_of=client.register_script(SESSIONS_OF_LUA),
+        end_sessions=client.register_script(END_SESSIONS_LUA),
     )
     # asyncio.run(), asgiref's async_to_sync and ASGI servers all call the
     # loop's shutdown_asyncgens() before closing it: an async generator that

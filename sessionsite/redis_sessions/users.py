@@ -24,7 +24,7 @@ from typing import Any, cast
 from django.conf import settings
 
 from . import keys
-from .connection import get_connection, unavailable_on_error
+from .connection import get_async_connection, get_connection, unavailable_on_error
 from .engine import DATA_FIELD_PREFIX, USER_FIELD, encode
 from .keys import KeyNames
 
@@ -52,6 +52,13 @@ def _listed(names: KeyNames, user_id: object) -> list[str]:
     return [member.decode() for member in cast(list[bytes], members)]
 
 
+async def _alisted(names: KeyNames, user_id: object) -> list[str]:
+    client = (await get_async_connection()).client
+    with unavailable_on_error():
+        members = await client.zrange(names.index(str(user_id)), 0, -1)
+    return [member.decode() for member in cast(list[bytes], members)]
+
+
 def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSession]:
     """
     Return the user's live sessions, soonest to expire first.
@@ -64,16 +71,37 @@ def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSess
     members = _listed(names, user_id)
     if not members:
         return []
+    redis_keys, args = _sessions_of_call(names, user_id, fields, members)
+    with unavailable_on_error():
+        rows = get_connection().sessions_of(keys=redis_keys, args=args)
+    return [_user_session(row, fields) for row in rows]
+
+
+async def asessions_of(
+    user_id: object, *, fields: Sequence[str] = ()
+) -> list[UserSession]:
+    names = keys.names()
+    members = await _alisted(names, user_id)
+    if not members:
+        return []
+    redis_keys, args = _sessions_of_call(names, user_id, fields, members)
+    connection = await get_async_connection()
+    with unavailable_on_error():
+        rows = await connection.sessions_of(keys=redis_keys, args=args)
+    return [_user_session(row, fields) for row in rows]
+
+
+def _sessions_of_call(
+    names: KeyNames, user_id: object, fields: Sequence[str], members: list[str]
+) -> tuple[list[str], list[str | int | bytes]]:
+    """Return the keys and arguments of sessions_of.lua."""
     args: list[str | int | bytes] = [
         *_user_args(user_id),
         len(fields),
         *(DATA_FIELD_PREFIX + f for f in fields),
         *members,
     ]
-    redis_keys = [names.index(str(user_id)), *map(names.session, members)]
-    with unavailable_on_error():
-        rows = get_connection().sessions_of(keys=redis_keys, args=args)
-    return [_user_session(row, fields) for row in rows]
+    return [names.index(str(user_id)), *map(names.session, members)], args
 
 
 def _user_session(row: list[bytes], fields: Sequence[str]) -> UserSession:
@@ -113,22 +141,63 @@ def end_sessions(
         members = [m for m in _listed(names, user_id) if m not in kept]
     if not members:
         return 0
-    redis_keys = [names.index(str(user_id))]
-    for member in members:
-        redis_keys += [names.session(member), names.ended(member)]
-    args = [*_user_args(user_id), settings.SESSION_COOKIE_AGE, *members]
+    redis_keys, args = _end_sessions_call(names, user_id, members)
     with unavailable_on_error():
         return int(get_connection().end_sessions(keys=redis_keys, args=args))
 
 
+async def aend_sessions(
+    user_id: object,
+    *,
+    only: Iterable[str] | None = None,
+    keep: Iterable[str] = (),
+) -> int:
+    names = keys.names()
+    if only is not None:
+        members = list(only)
+    else:
+        kept = set(keep)
+        members = [m for m in await _alisted(names, user_id) if m not in kept]
+    if not members:
+        return 0
+    redis_keys, args = _end_sessions_call(names, user_id, members)
+    connection = await get_async_connection()
+    with unavailable_on_error():
+        return int(await connection.end_sessions(keys=redis_keys, args=args))
+
+
+def _end_sessions_call(
+    names: KeyNames, user_id: object, members: list[str]
+) -> tuple[list[str], list[str | int | bytes]]:
+    """Return the keys and arguments of end_sessions.lua."""
+    redis_keys = [names.index(str(user_id))]
+    for member in members:
+        redis_keys += [names.session(member), names.ended(member)]
+    return redis_keys, [*_user_args(user_id), settings.SESSION_COOKIE_AGE, *members]
+
+
 def was_ended(session_key: str) -> bool:
     """Return True if the session was ended by end_sessions() lately."""
-    verified = keys.verify(session_key)
-    if verified is None:
+    mark = _ended_mark(session_key)
+    if mark is None:
         return False
-    mark = keys.names().ended(keys.key_hash(verified))
     with unavailable_on_error():
         return bool(get_connection().client.exists(mark))
+
+
+async def awas_ended(session_key: str) -> bool:
+    mark = _ended_mark(session_key)
+    if mark is None:
+        return False
+    client = (await get_async_connection()).client
+    with unavailable_on_error():
+        return bool(await client.exists(mark))
+
+
+def _ended_mark(session_key: str) -> str | None:
+    """Return the key of the mark that end_sessions() leaves, or None if forged."""
+    verified = keys.verify(session_key)
+    return None if verified is None else keys.names().ended(keys.key_hash(verified))
 
 
 def user_of(key_hash: str) -> str | None:

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.redis_process import free_port
+from tests.site_process import INTERFACES
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,13 +67,66 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-def new_context(browser: Browser, live_server: Any) -> BrowserContext:
-    return browser.new_context(base_url=live_server.url)
+class AsgiLiveServer:
+    """
+    The site's ASGI application under uvicorn, in a thread of the tests' process.
+
+    pytest-django's live_server, beside it, is WSGI; this one serves the
+    same database and Redis, with the static files as live_server does.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        application = ASGIStaticFilesHandler(get_asgi_application())
+        config = uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run)
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(params=INTERFACES)
+def site_url(request: pytest.FixtureRequest, live_server: Any) -> Iterator[str]:
+    """The URL of the site under WSGI (live_server), then under ASGI (uvicorn)."""
+    if request.param == "wsgi":
+        yield live_server.url
+        return
+    server = AsgiLiveServer()
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def new_context(browser: Browser, site_url: str) -> BrowserContext:
+    context = browser.new_context(base_url=site_url)
+    # Chromium asks for /favicon.ico on its own, once per origin; the site
+    # links none, and its 404 is not a page's console error.
+    context.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+    return context
 
 
 @pytest.fixture
-def context(browser: Browser, live_server: Any) -> Iterator[BrowserContext]:
-    context = new_context(browser, live_server)
+def context(browser: Browser, site_url: str) -> Iterator[BrowserContext]:
+    context = new_context(browser, site_url)
     yield context
     context.close()
 
@@ -76,9 +137,9 @@ def page(context: BrowserContext) -> Page:
 
 
 @pytest.fixture
-def other_visitor(browser: Browser, live_server: Any) -> Iterator[BrowserContext]:
+def other_visitor(browser: Browser, site_url: str) -> Iterator[BrowserContext]:
     """A second browser context: another visitor, with cookies of its own."""
-    context = new_context(browser, live_server)
+    context = new_context(browser, site_url)
     yield context
     context.close()
 

@@ -12,9 +12,6 @@ from tests.conftest import PASSWORD
 
 
 def test_an_operator_ends_all_sessions_of_a_user(page: Page, problems, user):
-    # Chromium asks for /favicon.ico on its own; neither the site nor the
-    # admin links one, and its 404 is not the page's error.
-    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
     get_user_model().objects.create_superuser("boss", password=PASSWORD)
     laptop, phone = device(), device(IPHONE, "198.51.100.9")
     page.goto("/admin/login/")

@@ -1,4 +1,4 @@
-"""Concurrent requests on one session through a real gunicorn with 4 workers."""
+"""Concurrent requests on one session through real gunicorn (WSGI, ASGI), 4 workers."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.redis_process import RedisProcess
 from tests.site_process import (
     DEMO_PASSWORD,
     DEMO_USERNAME,
+    INTERFACES,
     Gunicorn,
     prepare_database,
     site_environment,
@@ -28,14 +29,22 @@ REQUESTS = 200
 COOKIE = settings.SESSION_COOKIE_NAME
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=INTERFACES)
 def gunicorn(
-    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    redis_server: RedisProcess,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gunicorn]:
     directory = tmp_path_factory.mktemp("gunicorn")
     environment = site_environment(redis_server.url, directory / "db.sqlite3")
     prepare_database(environment)
-    server = Gunicorn(environment, directory / "gunicorn.log", workers=4, threads=4)
+    server = Gunicorn(
+        environment,
+        directory / "gunicorn.log",
+        workers=4,
+        threads=4,
+        interface=request.param,
+    )
     server.start()
     yield server
     server.stop()
@@ -51,6 +60,25 @@ def browser(gunicorn: Gunicorn) -> Browser:
 def in_parallel(paths: list[str], browser: Browser) -> list[int]:
     with ThreadPoolExecutor(max_workers=32) as pool:
         return [response.status for response in pool.map(browser.get, paths)]
+
+
+def test_health_checks_answer_ok(gunicorn):
+    browser = Browser(gunicorn.port)
+    assert browser.get("/healthz").json() == {"status": "ok"}
+    ready = browser.get("/readyz").json()
+    assert ready == {"status": "ok", "redis": "ok", "database": "ok"}
+
+
+def test_a_visitor_signs_in_counts_visits_and_signs_out(browser):
+    dashboard = browser.get("/dashboard/")
+    assert dashboard.status == HTTPStatus.OK
+    assert f"Welcome {DEMO_USERNAME}!" in dashboard.text
+    visits = browser.get("/visits/", headers={"Accept": "application/json"}).json()
+    assert visits == {"visits": 2, "username": DEMO_USERNAME}
+    assert browser.post("/logout/").status == HTTPStatus.FOUND
+    after = browser.get("/dashboard/")
+    assert after.status == HTTPStatus.FOUND
+    assert after.headers["Location"] == "/login/?next=/dashboard/"
 
 
 def test_200_concurrent_visits_count_200(browser):

@@ -231,3 +231,44 @@ def test_the_site_keeps_its_round_trip_counts_with_the_index(client, round_trips
     client.get("/test/set/x/")
     client.post("/logout/")
     assert round_trips == ["EVALSHA", "HGETALL", "EVALSHA", "EVALSHA"]
+
+
+# The async twins, on the engine's async client.
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_async_redis")
+async def test_asessions_of_lists_what_sessions_of_lists():
+    first, second = signed_in("1", visits=3), signed_in("1")
+    listed_async = await users.asessions_of("1", fields=["visits"])
+    assert listed_async == users.sessions_of("1", fields=["visits"])
+    assert {entry.key_hash for entry in listed_async} == {
+        first.key_hash,
+        second.key_hash,
+    }
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_async_redis")
+async def test_aend_sessions_ends_all_but_the_kept_one():
+    kept, ended = signed_in("1"), signed_in("1")
+    assert await users.aend_sessions("1", keep=[kept.key_hash]) == 1
+    assert listed("1") == {kept.key_hash}
+    assert not SessionStore().exists(ended.session_key)
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_async_redis")
+async def test_aend_sessions_ends_only_the_named_one():
+    kept, ended = signed_in("1"), signed_in("1")
+    assert await users.aend_sessions("1", only=[ended.key_hash]) == 1
+    assert listed("1") == {kept.key_hash}
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("close_async_redis")
+async def test_awas_ended_tells_an_ended_session_from_a_live_one():
+    kept, ended = signed_in("1"), signed_in("1")
+    users.end_sessions("1", only=[ended.key_hash])
+    assert await users.awas_ended(ended.session_key)
+    assert not await users.awas_ended(kept.session_key)

@@ -1,0 +1,246 @@
+"""
+Under ASGI, the session's part of every page runs on the event loop.
+
+Django's AsyncClient drives the site's ASGI handler in-process. Every call
+into asgiref's SyncToAsync (a thread hop) is recorded by the name of what it
+runs, and every Redis command by the client and the thread that sent it:
+the session's part of a request is zero hops when the sync Redis client
+sends nothing and every command leaves from the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from asgiref.sync import SyncToAsync
+from django.conf import settings
+from django.test import AsyncClient
+
+from sessionsite.redis_sessions import connection, keys
+from tests.conftest import PASSWORD
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("close_async_redis", "close_async_db"),
+]
+
+JSON = {"accept": "application/json"}
+# The thread hops that remain, none of them the session's. Django's
+# security, CSP, CSRF and clickjacking middleware run each hook in a thread
+# (sessionsite/on_the_loop.py says why they stay as they are); besides
+# those: a signal's sync receivers (request_started's closing of old
+# database connections), the user's query (the async ORM runs in a thread),
+# and the response's close.
+DJANGOS_MIDDLEWARE = (
+    "SecurityMiddleware.",
+    "ContentSecurityPolicyMiddleware.",
+    "CsrfViewMiddleware.",
+    "XFrameOptionsMiddleware.",
+)
+RECEIVERS = "Signal.asend.<locals>.sync_send"
+USER_QUERY = "QuerySet.get"
+CLOSE = "HttpResponseBase.close"
+
+
+@dataclass
+class Trace:
+    """What one request did: its thread hops and its Redis commands."""
+
+    loop_thread: int = 0
+    hops: list[str] = field(default_factory=list)
+    sync_commands: list[str] = field(default_factory=list)
+    commands_off_the_loop: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+    def hops_besides_djangos_middleware(self) -> list[str]:
+        return [hop for hop in self.hops if not hop.startswith(DJANGOS_MIDDLEWARE)]
+
+    def clear(self) -> None:
+        self.loop_thread = threading.get_ident()
+        for recorded in (
+            self.hops,
+            self.sync_commands,
+            self.commands_off_the_loop,
+            self.commands,
+        ):
+            recorded.clear()
+
+
+@pytest.fixture
+def trace(monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis) -> Trace:
+    # Loaded as after a process's first use: no NOSCRIPT fallback counted.
+    for lua in connection.SCRIPTS:
+        redis_client.script_load(lua)
+    recorded = Trace()
+    hop = SyncToAsync.__call__
+    sync_execute = redis.Redis.execute_command
+    async_execute = redis.asyncio.Redis.execute_command
+
+    async def counting_hop(
+        self: SyncToAsync[Any, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        # Never repr(): a queryset's would run a query.
+        name = getattr(self.func, "__qualname__", None) or type(self.func).__name__
+        recorded.hops.append(name)
+        return await hop(self, *args, **kwargs)
+
+    def sync_command(self: redis.Redis, *args: Any, **options: Any) -> Any:
+        if self is not redis_client:
+            recorded.sync_commands.append(str(args[0]))
+        return sync_execute(self, *args, **options)
+
+    async def async_command(
+        self: redis.asyncio.Redis, *args: Any, **options: Any
+    ) -> Any:
+        recorded.commands.append(str(args[0]))
+        if threading.get_ident() != recorded.loop_thread:
+            recorded.commands_off_the_loop.append(str(args[0]))
+        return await async_execute(self, *args, **options)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counting_hop)
+    monkeypatch.setattr(redis.Redis, "execute_command", sync_command)
+    monkeypatch.setattr(redis.asyncio.Redis, "execute_command", async_command)
+    recorded.clear()
+    return recorded
+
+
+def assert_session_on_the_loop(trace: Trace, *, round_trips: int) -> None:
+    assert trace.sync_commands == []
+    assert trace.commands_off_the_loop == []
+    assert len(trace.commands) == round_trips
+
+
+async def signed_in(trace: Trace) -> AsyncClient:
+    client = AsyncClient()
+    response = await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    trace.clear()
+    return client
+
+
+async def test_a_login_runs_the_session_on_the_loop(user, trace):
+    client = AsyncClient()
+    response = await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    assert_session_on_the_loop(trace, round_trips=1)
+
+
+async def test_a_login_checks_the_password_in_one_thread_on_purpose(user, trace):
+    client = AsyncClient()
+    await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert trace.hops.count("BaseForm.is_valid") == 1
+
+
+async def test_a_dashboard_runs_the_session_on_the_loop(user, trace):
+    client = await signed_in(trace)
+    response = await client.get("/dashboard/")
+    assert response.status_code == HTTPStatus.OK
+    assert_session_on_the_loop(trace, round_trips=4)
+
+
+async def test_a_visit_runs_the_session_on_the_loop(user, trace):
+    client = await signed_in(trace)
+    response = await client.get("/visits/", headers=JSON)
+    assert response.json() == {"visits": 1, "username": "ada"}
+    assert_session_on_the_loop(trace, round_trips=2)
+
+
+async def test_a_logout_runs_the_session_on_the_loop(user, trace):
+    client = await signed_in(trace)
+    response = await client.post("/logout/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert_session_on_the_loop(trace, round_trips=1)
+
+
+async def test_a_visit_hops_only_for_django_and_the_user_query(user, trace):
+    client = await signed_in(trace)
+    await client.get("/visits/", headers=JSON)
+    assert trace.hops_besides_djangos_middleware() == [RECEIVERS, USER_QUERY, CLOSE]
+
+
+async def test_a_dashboard_hops_only_for_django_and_the_user_query(user, trace):
+    client = await signed_in(trace)
+    await client.get("/dashboard/")
+    # login_required's test of the user is a sync function.
+    assert trace.hops_besides_djangos_middleware() == [
+        RECEIVERS,
+        USER_QUERY,
+        "login_required.<locals>.<lambda>",
+        CLOSE,
+    ]
+
+
+async def test_a_logout_hops_only_for_django_the_user_query_and_its_signal(user, trace):
+    client = await signed_in(trace)
+    await client.post("/logout/")
+    # user_logged_out's receivers (the site's log line, axes) are sync.
+    assert trace.hops_besides_djangos_middleware() == [
+        RECEIVERS,
+        USER_QUERY,
+        RECEIVERS,
+        CLOSE,
+    ]
+
+
+async def test_a_login_hops_for_the_credentials_and_its_signal(user, trace):
+    client = AsyncClient()
+    await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    # The credentials' check, password hash included, in one thread on
+    # purpose; user_logged_in's receivers (the log line, axes) are sync.
+    assert trace.hops_besides_djangos_middleware() == [
+        RECEIVERS,
+        "BaseForm.is_valid",
+        RECEIVERS,
+        CLOSE,
+    ]
+
+
+async def test_djangos_middleware_hops_eight_times_per_page(user, trace):
+    client = await signed_in(trace)
+    await client.get("/visits/", headers=JSON)
+    theirs = [hop for hop in trace.hops if hop.startswith(DJANGOS_MIDDLEWARE)]
+    assert len(theirs) == 8
+
+
+async def test_a_login_over_the_cap_ends_the_oldest_session_on_the_loop(
+    user, trace, settings
+):
+    settings.SESSION_MAX_PER_USER = 1
+    first = await signed_in(trace)
+    second = AsyncClient()
+    await second.post("/login/", {"username": "ada", "password": PASSWORD})
+    # The create, then the user's index and sessions read, then the end.
+    assert_session_on_the_loop(trace, round_trips=4)
+    ended = await first.get("/dashboard/")
+    assert ended.status_code == HTTPStatus.FOUND
+    assert ended["Location"] == "/login/?next=/dashboard/"
+
+
+async def test_ending_the_other_sessions_runs_the_session_on_the_loop(user, trace):
+    other = await signed_in(trace)
+    this = await signed_in(trace)
+    response = await this.post("/sessions/end-others/")
+    assert response.status_code == HTTPStatus.FOUND
+    # Load this session; read the user's index; end the others.
+    assert_session_on_the_loop(trace, round_trips=3)
+    ended = await other.get("/dashboard/")
+    assert ended["Location"] == "/login/?next=/dashboard/"
+
+
+async def test_ending_one_other_session_runs_the_session_on_the_loop(user, trace):
+    other = await signed_in(trace)
+    this = await signed_in(trace)
+    key_hash = keys.key_hash(other.cookies[settings.SESSION_COOKIE_NAME].value)
+    response = await this.post(f"/sessions/{key_hash}/end/")
+    assert response.status_code == HTTPStatus.FOUND
+    # Load this session; end the named one.
+    assert_session_on_the_loop(trace, round_trips=2)
+    ended = await other.get("/dashboard/")
+    assert ended["Location"] == "/login/?next=/dashboard/"
