@@ -209,8 +209,9 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
     ours_memory = exact[OURS]["memory_per_session_128"]
     cache_memory = exact[CACHE]["memory_per_session_128"]
     lines = [
-        f"Machine: {os.cpu_count()} cores, {_platform()}; gunicorn {WORKERS} sync "
-        f"workers per engine; wrk 2 threads, {CONNECTIONS} connections, "
+        f"Machine: {os.cpu_count()} cores, {_platform()}; gunicorn {WORKERS} "
+        "workers per engine with the site's gunicorn.conf.py (gthread, 4 threads "
+        f"each, access log on); wrk 2 threads, {CONNECTIONS} connections, "
         f"{SECONDS} s per run, {ROUNDS} alternating rounds. Medians, (min-max).",
         "",
         "| engine | read-and-change req/s | ratio to ours | p50 ms | p99 ms "
