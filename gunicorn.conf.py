@@ -10,7 +10,7 @@ from typing import Any
 # sessionsite.asgi. WSGI stays the default.
 interface = os.environ.get("SITE_INTERFACE", "wsgi")
 if interface == "asgi":
-    worker_class = "uvicorn_worker.UvicornWorker"
+    worker_class = "sessionsite.workers.UvicornWorker"
     wsgi_app = "sessionsite.asgi:application"
 elif interface == "wsgi":
     wsgi_app = "sessionsite.wsgi:application"

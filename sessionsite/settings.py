@@ -133,7 +133,11 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=600
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        # Under ASGI each request's queries run in a thread of their own, and
+        # a kept connection would outlive it: Django's docs say to disable
+        # persistent connections there (a review saw one leak per request).
+        conn_max_age=0 if os.environ.get("SITE_INTERFACE") == "asgi" else 600,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -143,7 +143,9 @@ def test_a_frozen_redis_does_not_stall_the_event_loop(
         redis_server_for_site.resume()
     assert meanwhile
     assert {status for status, _ in meanwhile} == {HTTPStatus.OK}
-    assert max(seconds for _, seconds in meanwhile) < 0.1
+    # A stalled loop would hold these for the 0.5 s Redis timeout; the bound
+    # leaves room for a loaded machine (a review saw 0.2 s with two busy cores).
+    assert max(seconds for _, seconds in meanwhile) < 0.4
     assert {status for status, _ in session_pages} == {HTTPStatus.SERVICE_UNAVAILABLE}
     assert max(seconds for _, seconds in session_pages) < OUTAGE_BOUND
 

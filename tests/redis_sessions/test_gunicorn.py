@@ -115,3 +115,18 @@ def test_100_logouts_during_an_in_flight_save_all_stay_logged_out(
             release.touch()
             assert in_flight.result().status == HTTPStatus.BAD_REQUEST
         assert not SessionStore().exists(cookie)
+
+
+def test_x_forwarded_for_never_picks_the_address_the_lockout_counts(gunicorn, settings):
+    # Not behind a declared proxy: whatever a client claims, its failures
+    # count against the address it connects from, under WSGI and ASGI alike.
+    browser = Browser(gunicorn.port)
+    statuses = [
+        browser.post(
+            "/login/",
+            {"username": "someone-else", "password": "wrong"},
+            headers={"X-Forwarded-For": f"203.0.113.{attempt}"},
+        ).status
+        for attempt in range(settings.LOGIN_FAILURE_LIMIT + 1)
+    ]
+    assert statuses[-1] == HTTPStatus.TOO_MANY_REQUESTS
