@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 
+from sessionsite.on_the_loop import DualMode
 from sessionsite.redis_sessions import users
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 from sessionsite.redis_sessions.middleware import session_store_unavailable
@@ -27,7 +27,7 @@ UNLOADED = ("/healthz", "/readyz", "/static/", "/logout/")
 PASSING = (*UNLOADED, "/login/")
 
 
-class SessionLifetimeMiddleware:
+class SessionLifetimeMiddleware(DualMode):
     """
     End sessions past their absolute lifetime, note activity, and explain.
 
@@ -37,18 +37,7 @@ class SessionLifetimeMiddleware:
     it awaits the engine on the event loop.
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.async_mode:
-            return self.__acall__(request)
+    def handle(self, request: HttpRequest) -> Any:
         if request.path.startswith(UNLOADED):
             return self.get_response(request)
         try:

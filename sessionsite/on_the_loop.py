@@ -1,5 +1,8 @@
 """
-Django's middleware, with its hooks run on the event loop under ASGI.
+Middleware that runs on the event loop under ASGI.
+
+DualMode is the base of this project's own middleware with a sync and an
+async path. The rest is Django's middleware, with its hooks run on the loop.
 
 Django's MiddlewareMixin runs process_request, process_view and
 process_response in a thread under ASGI, since a hook may block. These
@@ -16,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.http import HttpRequest
@@ -23,18 +27,37 @@ from django.middleware import common
 from django.utils.deprecation import MiddlewareMixin
 
 
-class OnTheLoop(MiddlewareMixin):
-    """MiddlewareMixin whose hooks run on the event loop under ASGI."""
+class DualMode:
+    """
+    A middleware with a sync path, handle(), and an async one, __acall__().
+
+    Django picks one when it builds the chain, by the next middleware's kind,
+    as its own middleware does (MiddlewareMixin).
+    """
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        super().__init__(get_response)
-        sync_hook = getattr(self, "process_view", None)
-        if self.async_mode and sync_hook is not None:
-            # Django runs a sync process_view in a thread, an async one inline.
-            async def process_view(*args: Any) -> Any:
-                return sync_hook(*args)
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
 
-            self.process_view = process_view
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        return self.handle(request)
+
+    def handle(self, request: HttpRequest) -> Any:
+        raise NotImplementedError
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        raise NotImplementedError
+
+
+class OnTheLoop(MiddlewareMixin):
+    """MiddlewareMixin whose hooks run on the event loop under ASGI."""
 
     async def __acall__(self, request: HttpRequest) -> Any:
         response = None

@@ -17,10 +17,12 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import URLPattern, URLResolver, get_resolver
+
+from .on_the_loop import DualMode
 
 View = Callable[..., Any]
 AsyncView = Callable[..., Awaitable[HttpResponseBase]]
@@ -72,21 +74,10 @@ def async_urlconf(urlconf: str) -> type:
     return type("AsyncURLconf", (), {"urlpatterns": patterns})
 
 
-class TwinsMiddleware:
+class TwinsMiddleware(DualMode):
     """Under ASGI, resolve requests to the async twins of the views."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.async_mode:
-            return self.__acall__(request)
+    def handle(self, request: HttpRequest) -> Any:
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
