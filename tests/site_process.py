@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .redis_process import free_port
@@ -110,3 +112,31 @@ class Gunicorn:
             self.process.wait(timeout=30)
             self.process = None
             assert "ResourceWarning" not in self.log.read_text()
+
+
+@contextmanager
+def serving(
+    redis_url: str,
+    directory: Path,
+    *,
+    workers: int,
+    threads: int,
+    interface: str,
+    **environment: str,
+) -> Iterator[Gunicorn]:
+    """Serve the site from a new database in directory until the block ends."""
+    directory.mkdir(parents=True, exist_ok=True)
+    site_env = {**site_environment(redis_url, directory / "db.sqlite3"), **environment}
+    prepare_database(site_env)
+    server = Gunicorn(
+        site_env,
+        directory / "gunicorn.log",
+        workers=workers,
+        threads=threads,
+        interface=interface,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

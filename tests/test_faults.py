@@ -27,6 +27,7 @@ from tests.site_process import (
     INTERFACES,
     Gunicorn,
     prepare_database,
+    serving,
     site_environment,
 )
 
@@ -207,25 +208,17 @@ def test_under_load_every_counted_visit_is_kept(start_site, redis_server_for_sit
 def test_a_redis_restart_with_aof_everysec_loses_no_session(interface, tmp_path):
     redis = RedisProcess(tmp_path / "everysec", appendonly=True, appendfsync="everysec")
     redis.start()
-    environment = site_environment(redis.url, tmp_path / "everysec.sqlite3")
-    prepare_database(environment)
-    site = Gunicorn(
-        environment,
-        tmp_path / "everysec.log",
-        workers=1,
-        threads=2,
-        interface=interface,
-    )
-    site.start()
     try:
-        browser = signed_in(site)
-        assert browser.get("/dashboard/").status == HTTPStatus.OK
-        redis.stop()
-        redis.start()
-        response = browser.get("/visits/", headers=JSON)
-        assert response.json() == {"visits": 2, "username": DEMO_USERNAME}
+        with serving(
+            redis.url, tmp_path / "site", workers=1, threads=2, interface=interface
+        ) as site:
+            browser = signed_in(site)
+            assert browser.get("/dashboard/").status == HTTPStatus.OK
+            redis.stop()
+            redis.start()
+            response = browser.get("/visits/", headers=JSON)
+            assert response.json() == {"visits": 2, "username": DEMO_USERNAME}
     finally:
-        site.stop()
         redis.kill()
 
 

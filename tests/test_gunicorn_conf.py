@@ -13,8 +13,7 @@ from tests.redis_process import RedisProcess
 from tests.site_process import (
     INTERFACES,
     Gunicorn,
-    prepare_database,
-    site_environment,
+    serving,
 )
 
 pytestmark = pytest.mark.gunicorn
@@ -27,18 +26,10 @@ def gunicorn(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gunicorn]:
     directory = tmp_path_factory.mktemp("gunicorn-conf")
-    environment = site_environment(redis_server.url, directory / "db.sqlite3")
-    prepare_database(environment)
-    server = Gunicorn(
-        environment,
-        directory / "gunicorn.log",
-        workers=1,
-        threads=2,
-        interface=request.param,
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        redis_server.url, directory, workers=1, threads=2, interface=request.param
+    ) as server:
+        yield server
 
 
 def log_after(gunicorn: Gunicorn, method: str, path: str) -> str:

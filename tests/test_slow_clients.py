@@ -24,8 +24,7 @@ from tests.site_process import (
     DEMO_PASSWORD,
     DEMO_USERNAME,
     Gunicorn,
-    prepare_database,
-    site_environment,
+    serving,
 )
 
 pytestmark = pytest.mark.gunicorn
@@ -38,26 +37,26 @@ RUN_BOUND = 90
 
 @pytest.fixture
 def asgi_site(redis_server: RedisProcess, tmp_path: Path) -> Iterator[Gunicorn]:
-    environment = site_environment(redis_server.url, tmp_path / "db.sqlite3")
-    # One connection per request in flight: with the default 50, a third of
-    # the answers were 503 "No connection available" (README, Serving under
-    # ASGI).
-    environment["REDIS_MAX_CONNECTIONS"] = str(CONNECTIONS)
-    # The one worker's loop is saturated by design here: a reply that Redis
-    # sent at once, or a connection it accepted at once, may be seen more
-    # than the production 0.5 s later, which the client counts against its
-    # timeouts. This test is about serving slow
-    # clients, not about a slow Redis (tests/test_faults.py is).
-    environment["REDIS_CONNECT_TIMEOUT"] = "10"
-    environment["REDIS_TIMEOUT"] = "10"
-    environment["REDIS_POOL_TIMEOUT"] = "10"
-    prepare_database(environment)
-    server = Gunicorn(
-        environment, tmp_path / "site.log", workers=1, threads=1, interface="asgi"
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        redis_server.url,
+        tmp_path,
+        workers=1,
+        threads=1,
+        interface="asgi",
+        # One connection per request in flight: with the default 50, a third
+        # of the answers were 503 "No connection available" (README, Serving
+        # under ASGI).
+        REDIS_MAX_CONNECTIONS=str(CONNECTIONS),
+        # The one worker's loop is saturated by design here: a reply that
+        # Redis sent at once, or a connection it accepted at once, may be
+        # seen more than the production 0.5 s later, which the client counts
+        # against its timeouts. This test is about serving slow clients, not
+        # about a slow Redis (tests/test_faults.py is).
+        REDIS_CONNECT_TIMEOUT="10",
+        REDIS_TIMEOUT="10",
+        REDIS_POOL_TIMEOUT="10",
+    ) as server:
+        yield server
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:

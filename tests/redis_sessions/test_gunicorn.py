@@ -19,8 +19,7 @@ from tests.site_process import (
     DEMO_USERNAME,
     INTERFACES,
     Gunicorn,
-    prepare_database,
-    site_environment,
+    serving,
 )
 
 pytestmark = pytest.mark.gunicorn
@@ -36,18 +35,10 @@ def gunicorn(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gunicorn]:
     directory = tmp_path_factory.mktemp("gunicorn")
-    environment = site_environment(redis_server.url, directory / "db.sqlite3")
-    prepare_database(environment)
-    server = Gunicorn(
-        environment,
-        directory / "gunicorn.log",
-        workers=4,
-        threads=4,
-        interface=request.param,
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        redis_server.url, directory, workers=4, threads=4, interface=request.param
+    ) as server:
+        yield server
 
 
 @pytest.fixture
