@@ -62,6 +62,21 @@ def env_list(name: str, default: str) -> list[str]:
     ]
 
 
+def env_addresses(name: str) -> list[tuple[str, int]]:
+    """Parse "host:port,host:port" (IPv6 hosts in brackets) into pairs."""
+    addresses = []
+    for item in env_list(name, ""):
+        host, _, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"{name} must list host:port pairs separated by commas, "
+                f"such as 10.0.0.1:26379,10.0.0.2:26379; {item!r} is not one."
+            )
+        addresses.append((host, int(port)))
+    return addresses
+
+
 DEBUG = env_bool("DJANGO_DEBUG")
 
 # Without DJANGO_SECRET_KEY and with debug off this stays empty, and the
@@ -167,6 +182,43 @@ CACHES: dict[str, dict[str, Any]] = {
     }
 }
 
+def behind_sentinels(
+    entry: dict[str, Any], sentinels: list[tuple[str, int]], password: str | None
+) -> dict[str, Any]:
+    """
+    Return a django-redis cache entry that finds its primary through sentinels.
+
+    The entry's LOCATION host is then the name the sentinels know the
+    primary by. Every read and write goes to the primary, never to a
+    replica. redis-py's Sentinel pool does not block: a process past its
+    max_connections answers 503 at once instead of waiting for one.
+    """
+    options = dict(entry["OPTIONS"])
+    options["CONNECTION_FACTORY"] = "django_redis.pool.SentinelConnectionFactory"
+    options["CONNECTION_POOL_CLASS"] = "redis.sentinel.SentinelConnectionPool"
+    options["CONNECTION_POOL_KWARGS"] = {
+        "max_connections": options["CONNECTION_POOL_KWARGS"]["max_connections"]
+    }
+    options["SENTINELS"] = sentinels
+    options["SENTINEL_KWARGS"] = {
+        "socket_connect_timeout": options["SOCKET_CONNECT_TIMEOUT"],
+        "socket_timeout": options["SOCKET_TIMEOUT"],
+        "password": password,
+    }
+    return {**entry, "OPTIONS": options}
+
+
+# Behind Redis Sentinel: REDIS_SENTINELS lists the sentinels, and REDIS_URL's
+# host is the name they watch the primary under ("sentinel monitor NAME"),
+# as in redis://:password@mymaster/0.
+REDIS_SENTINELS = env_addresses("REDIS_SENTINELS")
+if REDIS_SENTINELS:
+    CACHES["default"] = behind_sentinels(
+        CACHES["default"],
+        REDIS_SENTINELS,
+        os.environ.get("REDIS_SENTINEL_PASSWORD") or None,
+    )
+
 SESSION_ENGINE = "sessionsite.redis_sessions.engine"
 SESSION_CACHE_ALIAS = "default"
 SESSION_REDIS_KEY_PREFIX = os.environ.get("SESSION_REDIS_KEY_PREFIX", "session")
@@ -181,6 +233,13 @@ SESSION_ABSOLUTE_LIFETIME = env_int("SESSION_ABSOLUTE_LIFETIME", 12 * 3600)
 SESSION_ACTIVITY_INTERVAL = 60
 # At most this many sessions per user, the oldest ending first; 0: no cap.
 SESSION_MAX_PER_USER = env_int("SESSION_MAX_PER_USER", 0)
+
+# Writes that sign a user in or out (or, with "writes", every write) wait
+# until this many replicas have them, in the same round trip, and answer
+# 503 if they do not within the timeout (seconds): 0 waits for none.
+SESSION_REDIS_WAIT_REPLICAS = env_int("REDIS_WAIT_REPLICAS", 0)
+SESSION_REDIS_WAIT_FOR = os.environ.get("REDIS_WAIT_FOR", "logins")
+SESSION_REDIS_WAIT_TIMEOUT = env_float("REDIS_WAIT_TIMEOUT", 0.2)
 
 # Messages travel in a signed cookie, so that showing one never needs Redis.
 MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"

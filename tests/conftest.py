@@ -9,7 +9,6 @@ import pytest_asyncio
 import redis
 import redis.asyncio
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import override_settings
@@ -17,6 +16,8 @@ from django.test import override_settings
 from sessionsite.redis_sessions import connection
 
 from .redis_process import RedisProcess
+from .topologies import Single, Topology
+from .topologies import caches_for as caches_for  # for the tests that import it here
 
 PASSWORD = "correct horse battery staple"
 
@@ -46,18 +47,6 @@ def user_index(user_id: object) -> str:
     return keys.names().index(str(user_id))
 
 
-def caches_for(url: str, *, max_connections: int | None = None) -> dict[str, Any]:
-    """Return the site's CACHES setting pointed at another Redis URL."""
-    default = settings.CACHES["default"]
-    options = dict(default["OPTIONS"])
-    if max_connections is not None:
-        options["CONNECTION_POOL_KWARGS"] = {
-            **options["CONNECTION_POOL_KWARGS"],
-            "max_connections": max_connections,
-        }
-    return {"default": {**default, "LOCATION": url, "OPTIONS": options}}
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     """Start the tests' own Redis-compatible server, once per session."""
@@ -67,15 +56,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_topology(redis_server: RedisProcess) -> Topology:
+    """Return the Redis that sessions live in: one server, but in the engine's tests."""
+    return Single(redis_server)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _sessions_in_test_redis(redis_server: RedisProcess) -> Iterator[None]:
-    with override_settings(CACHES=caches_for(redis_server.url)):
+def _sessions_in_test_redis(redis_topology: Topology) -> Iterator[None]:
+    with override_settings(CACHES=redis_topology.caches()):
         yield
 
 
 @pytest.fixture(autouse=True)
-def _flush_redis(redis_server: RedisProcess) -> None:
-    redis_server.client().flushall()
+def _flush_redis(redis_topology: Topology) -> None:
+    redis_topology.client().flushall()
 
 
 @pytest_asyncio.fixture
@@ -94,9 +89,9 @@ async def close_async_db() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def redis_client(redis_server: RedisProcess) -> redis.Redis:
-    """A plain client on the tests' server, to look at what the engine wrote."""
-    return redis_server.client()
+def redis_client(redis_topology: Topology) -> redis.Redis:
+    """A plain client of the tests' primary, to look at what the engine wrote."""
+    return redis_topology.client()
 
 
 @pytest.fixture
@@ -107,9 +102,11 @@ def round_trips(
     Record the name of every command the engine's clients send from now on.
 
     What the test itself sends through redis_client is left out.
-    None of the engine's calls is pipelined, so each command is one round
-    trip. The scripts are loaded first, as they are after a process's first
-    use, so that EVALSHA is not followed by a NOSCRIPT fallback.
+    A pipeline is one round trip, recorded as its commands joined by "+".
+    The scripts are loaded first, as they are after a process's first use,
+    so that EVALSHA is not followed by a NOSCRIPT fallback. Opening a
+    connection is not counted: neither its handshake nor, behind Sentinel,
+    its question to a sentinel for the primary's address.
     """
     for lua in connection.SCRIPTS:
         redis_client.script_load(lua)
@@ -117,17 +114,39 @@ def round_trips(
     sync_execute = redis.Redis.execute_command
     async_execute = redis.asyncio.Redis.execute_command
 
+    sync_pipeline = redis.client.Pipeline.execute
+    async_pipeline = redis.asyncio.client.Pipeline.execute
+
+    def record(command: str) -> None:
+        if not command.startswith("SENTINEL "):
+            sent.append(command)
+
     def counting(self: redis.Redis, *args: Any, **options: Any) -> Any:
         if self is not redis_client:
-            sent.append(str(args[0]).upper())
+            record(str(args[0]).upper())
         return sync_execute(self, *args, **options)
 
     async def acounting(self: redis.asyncio.Redis, *args: Any, **options: Any) -> Any:
-        sent.append(str(args[0]).upper())
+        record(str(args[0]).upper())
         return await async_execute(self, *args, **options)
+
+    def queued(pipe: Any) -> str:
+        return "+".join(str(c[0][0]).upper() for c in pipe.command_stack)
+
+    def counting_pipeline(self: redis.client.Pipeline, *args: Any) -> Any:
+        record(queued(self))
+        return sync_pipeline(self, *args)
+
+    async def acounting_pipeline(
+        self: redis.asyncio.client.Pipeline, *args: Any
+    ) -> Any:
+        record(queued(self))
+        return await async_pipeline(self, *args)
 
     monkeypatch.setattr(redis.Redis, "execute_command", counting)
     monkeypatch.setattr(redis.asyncio.Redis, "execute_command", acounting)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", acounting_pipeline)
     return sent
 
 

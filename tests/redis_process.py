@@ -41,8 +41,10 @@ class RedisProcess:
         binary: str | None = None,
         extra_args: Sequence[str] = (),
         password: str | None = None,
+        config: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.config = config
         self.binary = binary or server_binary()
         self.extra_args = [*extra_args]
         self.password = password
@@ -74,6 +76,7 @@ class RedisProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             self.binary,
+            *([str(self.config)] if self.config else []),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),

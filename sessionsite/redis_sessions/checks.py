@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+from redis.sentinel import SentinelConnectionPool
 
 from .keys import key_prefix
 
@@ -16,6 +18,9 @@ REDIS_BACKEND = "django_redis.cache.RedisCache"
 JSON_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 REDIS_CLIENT = "redis.client.Redis"
 DJANGO_REDIS_CLIENT = "django_redis.client.DefaultClient"
+SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
+SENTINEL_POOL = "redis.sentinel.SentinelConnectionPool"
+WAIT_FOR = ("logins", "writes")
 MAX_TIMEOUT = 2.0
 
 
@@ -29,6 +34,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         *_check_middleware(),
         *_check_prefix(),
         *_check_serializer(),
+        *_check_wait(),
     ]
 
 
@@ -63,22 +69,29 @@ def _check_cache() -> list[CheckMessage]:
         ]
     options: dict[str, Any] = config.get("OPTIONS", {})
     messages: list[CheckMessage] = []
-    for option, default in (
-        ("REDIS_CLIENT_CLASS", REDIS_CLIENT),
-        ("CLIENT_CLASS", DJANGO_REDIS_CLIENT),
-        ("CONNECTION_FACTORY", None),
+    for option, allowed in (
+        ("REDIS_CLIENT_CLASS", (REDIS_CLIENT,)),
+        # django-redis's SentinelClient reads from replicas, which may not
+        # have a session written a moment ago; its connection factory alone
+        # keeps every call on the primary.
+        ("CLIENT_CLASS", (DJANGO_REDIS_CLIENT,)),
+        ("CONNECTION_FACTORY", (None, SENTINEL_FACTORY)),
     ):
-        if options.get(option, default) != default:
+        if options.get(option, allowed[0]) not in allowed:
             messages.append(
                 Error(
                     f"CACHES[{alias!r}]['OPTIONS'][{option!r}] is "
                     f"{options[option]!r}, which the session engine cannot use: "
-                    "its async client is built from a plain redis-py pool.",
-                    hint=f"Remove {option}, or give sessions a cache entry of "
-                    "their own (SESSION_CACHE_ALIAS).",
+                    "its async client is built from a plain redis-py or "
+                    "Sentinel pool, and it reads only from the primary.",
+                    hint=f"Remove {option} (behind Sentinel, set only "
+                    f"CONNECTION_FACTORY to {SENTINEL_FACTORY!r}), or give "
+                    "sessions a cache entry of their own (SESSION_CACHE_ALIAS).",
                     id="redis_sessions.E007",
                 )
             )
+    if options.get("CONNECTION_FACTORY") == SENTINEL_FACTORY:
+        messages += _check_sentinel(alias, options)
     if not config.get("KEY_PREFIX"):
         messages.append(
             Warning(
@@ -100,6 +113,111 @@ def _check_cache() -> list[CheckMessage]:
                     id="redis_sessions.W001",
                 )
             )
+    return messages
+
+
+def _check_sentinel(alias: str, options: dict[str, Any]) -> list[CheckMessage]:
+    sentinels = options.get("SENTINELS")
+    messages: list[CheckMessage] = []
+    if (
+        not isinstance(sentinels, (list, tuple))
+        or not sentinels
+        or not all(_is_address(address) for address in sentinels)
+    ):
+        messages.append(
+            Error(
+                f"CACHES[{alias!r}]['OPTIONS']['SENTINELS'] is {sentinels!r}.",
+                hint="List the sentinels as (host, port) pairs, such as "
+                "[('10.0.0.1', 26379), ('10.0.0.2', 26379)] (in this "
+                "project: set REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379).",
+                id="redis_sessions.E008",
+            )
+        )
+    pool_class = options.get("CONNECTION_POOL_CLASS", SENTINEL_POOL)
+    try:
+        is_sentinel_pool = issubclass(import_string(pool_class), SentinelConnectionPool)
+    except ImportError:
+        is_sentinel_pool = False
+    if not is_sentinel_pool:
+        messages.append(
+            Error(
+                f"CACHES[{alias!r}]['OPTIONS']['CONNECTION_POOL_CLASS'] is "
+                f"{pool_class!r}, which cannot ask the sentinels for the primary.",
+                hint=f"Set it to {SENTINEL_POOL!r}, or remove it.",
+                id="redis_sessions.E008",
+            )
+        )
+    return messages
+
+
+def _is_address(address: object) -> bool:
+    return (
+        isinstance(address, (list, tuple))
+        and len(address) == 2
+        and isinstance(address[0], str)
+        and bool(address[0])
+        and isinstance(address[1], int)
+        and 0 < address[1] < 65536
+    )
+
+
+def _check_wait() -> list[CheckMessage]:
+    replicas = getattr(settings, "SESSION_REDIS_WAIT_REPLICAS", 0)
+    wait_for = getattr(settings, "SESSION_REDIS_WAIT_FOR", "logins")
+    timeout = getattr(settings, "SESSION_REDIS_WAIT_TIMEOUT", 0.2)
+    messages: list[CheckMessage] = []
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        messages.append(
+            Error(
+                f"SESSION_REDIS_WAIT_REPLICAS is {replicas!r}.",
+                hint="Set it to how many replicas must confirm a write: a "
+                "whole number, 0 (the default) for none.",
+                id="redis_sessions.E009",
+            )
+        )
+    if wait_for not in WAIT_FOR:
+        messages.append(
+            Error(
+                f"SESSION_REDIS_WAIT_FOR is {wait_for!r}.",
+                hint='Set it to "logins" (writes that sign a user in or out) '
+                'or "writes" (every write).',
+                id="redis_sessions.E009",
+            )
+        )
+    if (
+        not isinstance(timeout, (int, float))
+        or isinstance(timeout, bool)
+        or not timeout > 0
+    ):
+        messages.append(
+            Error(
+                f"SESSION_REDIS_WAIT_TIMEOUT is {timeout!r}.",
+                hint="Set it to the seconds a write may wait for replicas, "
+                "above 0, such as 0.2.",
+                id="redis_sessions.E009",
+            )
+        )
+        return messages
+    socket_timeout = (
+        settings.CACHES.get(settings.SESSION_CACHE_ALIAS, {})
+        .get("OPTIONS", {})
+        .get("SOCKET_TIMEOUT")
+    )
+    if (
+        replicas
+        and isinstance(socket_timeout, (int, float))
+        and timeout >= socket_timeout
+    ):
+        messages.append(
+            Warning(
+                f"SESSION_REDIS_WAIT_TIMEOUT ({timeout:g} s) is not shorter than "
+                f"the socket timeout ({socket_timeout:g} s): a write waiting for "
+                "replicas would time out as if Redis were down.",
+                hint="Make SESSION_REDIS_WAIT_TIMEOUT shorter than "
+                "OPTIONS['SOCKET_TIMEOUT'], such as 0.2 against 0.5.",
+                id="redis_sessions.W003",
+            )
+        )
     return messages
 
 

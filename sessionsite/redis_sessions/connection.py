@@ -2,13 +2,15 @@
 
 This is the only module that creates connections. The sync client is
 django-redis's own client for ``SESSION_CACHE_ALIAS`` (its primary, so that
-sessions are always read where they were written). The async client is
-built from that client's connection pool: the same address, credentials,
-TLS, timeouts, keepalive and health checks. It is made once per event loop,
+sessions are always read where they were written; behind Redis Sentinel,
+the primary that the sentinels name). The async client is built from that
+client's connection pool: the same address or sentinels, credentials, TLS,
+timeouts, keepalive and health checks. It is made once per event loop,
 because a ``redis.asyncio`` connection belongs to the loop that opened it,
 and closed when that loop shuts down.
 
-It is also the one place that tells a Redis outage from any other error.
+It is also the one place that tells a Redis outage from any other error,
+and that makes a write wait for replicas (SESSION_REDIS_WAIT_REPLICAS).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,15 @@ from typing import Any, cast
 import redis
 import redis._parsers
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
+from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.client import Pipeline
 from redis.commands.core import AsyncScript, Script
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -53,17 +59,25 @@ SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
 SCRIPTS = (SAVE_LUA, INCR_LUA, LOAD_AND_DELETE_LUA, SESSIONS_OF_LUA, END_SESSIONS_LUA)
 
+
+class NotReplicated(redis.RedisError):
+    """A write reached the primary, but too few replicas confirmed it in time."""
+
+
 # Errors of a Redis that cannot serve now (down, unreachable, hung, refusing
 # our credentials, loading, a read-only replica, out of memory, a cluster or
 # primary that is down, a slot that is moving); every other error is a bug
 # or a bad argument.
 OUTAGES: tuple[type[Exception], ...] = (
-    redis.ConnectionError,  # BusyLoadingError (LOADING) and AuthenticationError
+    # Also BusyLoadingError (LOADING), AuthenticationError and, behind
+    # Sentinel, MasterNotFoundError (no primary) and a primary turned replica.
+    redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ClusterDownError,  # MasterDownError (MASTERDOWN) is one
     redis.exceptions.TryAgainError,
+    NotReplicated,
 )
 # Replies of a Redis that cannot serve now, which redis-py has no class for:
 # a script running too long, too few replicas for a write, a failed snapshot
@@ -74,6 +88,42 @@ OUTAGE_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
 def is_outage(exc: redis.RedisError) -> bool:
     """Return True if exc says that Redis cannot serve now."""
     return isinstance(exc, OUTAGES) or str(exc).startswith(OUTAGE_REPLIES)
+
+
+def replicas_to_wait_for(*, auth: bool) -> int:
+    """
+    Return how many replicas must confirm a write before it counts as done.
+
+    SESSION_REDIS_WAIT_REPLICAS (default 0: none) applies to the writes that
+    sign a user in or out (auth) or, with SESSION_REDIS_WAIT_FOR = "writes",
+    to every write.
+    """
+    replicas = int(getattr(settings, "SESSION_REDIS_WAIT_REPLICAS", 0))
+    if replicas and (auth or _wait_for() == "writes"):
+        return replicas
+    return 0
+
+
+def _wait_for() -> str:
+    return str(getattr(settings, "SESSION_REDIS_WAIT_FOR", "logins"))
+
+
+def _wait_timeout_ms() -> int:
+    return round(float(getattr(settings, "SESSION_REDIS_WAIT_TIMEOUT", 0.2)) * 1000)
+
+
+def _replicated(results: list[Any], replicas: int) -> Any:
+    """Return the write's reply if WAIT's (the last) says enough replicas have it."""
+    *replies, confirmed = results
+    if confirmed < replicas:
+        raise NotReplicated(
+            f"{confirmed} of the {replicas} replicas that SESSION_REDIS_WAIT_REPLICAS "
+            "asks for confirmed the write in time."
+        )
+    return replies[0]
+
+
+Queue = Callable[[Any], object]
 
 
 @dataclass(frozen=True)
@@ -87,6 +137,41 @@ class Connection:
     sessions_of: Script
     end_sessions: Script
 
+    def run(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], *, auth: bool
+    ) -> Any:
+        """Run script; wait for replicas if the settings ask it of this write."""
+        replicas = replicas_to_wait_for(auth=auth)
+        if not replicas:
+            return script(keys=keys, args=args)
+        return self._waited(
+            replicas,
+            lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args),
+            script,
+        )
+
+    def delete(self, key: str) -> None:
+        """Delete key; deleting a session signs its user out."""
+        if replicas := replicas_to_wait_for(auth=True):
+            self._waited(replicas, lambda pipe: pipe.delete(key), None)
+        else:
+            self.client.delete(key)
+
+    def _waited(self, replicas: int, queue: Queue, script: Script | None) -> Any:
+        """Send the write and a WAIT in one round trip; see _replicated()."""
+        while True:
+            pipe: Pipeline = self.client.pipeline(transaction=False)
+            queue(pipe)
+            pipe.wait(replicas, _wait_timeout_ms())
+            try:
+                return _replicated(pipe.execute(), replicas)
+            except redis.exceptions.NoScriptError:
+                # A fresh process, or a primary promoted by a failover.
+                if script is None:
+                    raise
+                self.client.script_load(script.script)
+                script = None
+
 
 @dataclass(frozen=True)
 class AsyncConnection:
@@ -98,6 +183,44 @@ class AsyncConnection:
     load_and_delete: AsyncScript
     sessions_of: AsyncScript
     end_sessions: AsyncScript
+
+    async def run(
+        self,
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        auth: bool,
+    ) -> Any:
+        replicas = replicas_to_wait_for(auth=auth)
+        if not replicas:
+            return await script(keys=keys, args=args)
+        return await self._waited(
+            replicas,
+            lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args),
+            script,
+        )
+
+    async def delete(self, key: str) -> None:
+        if replicas := replicas_to_wait_for(auth=True):
+            await self._waited(replicas, lambda pipe: pipe.delete(key), None)
+        else:
+            await self.client.delete(key)
+
+    async def _waited(
+        self, replicas: int, queue: Queue, script: AsyncScript | None
+    ) -> Any:
+        while True:
+            pipe: AsyncPipeline = self.client.pipeline(transaction=False)
+            queue(pipe)
+            pipe.wait(replicas, _wait_timeout_ms())
+            try:
+                return _replicated(await pipe.execute(), replicas)
+            except redis.exceptions.NoScriptError:
+                if script is None:
+                    raise
+                await self.client.script_load(script.script)
+                script = None
 
 
 _connections: dict[str, Connection] = {}
@@ -155,6 +278,14 @@ def _async_parser(sync_parser: type) -> type:
 def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     """Return an asyncio connection pool with the settings of a sync one."""
     twins = (
+        (
+            redis.sentinel.SentinelManagedSSLConnection,
+            redis.asyncio.sentinel.SentinelManagedSSLConnection,
+        ),
+        (
+            redis.sentinel.SentinelManagedConnection,
+            redis.asyncio.sentinel.SentinelManagedConnection,
+        ),
         (redis.SSLConnection, redis.asyncio.SSLConnection),
         (redis.UnixDomainSocketConnection, redis.asyncio.UnixDomainSocketConnection),
         (redis.Connection, redis.asyncio.Connection),
@@ -174,7 +305,7 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     options = {
         name: value
         for name, value in kwargs.items()
-        if not name.startswith(_POOL_BOOKKEEPING)
+        if not name.startswith(_POOL_BOOKKEEPING) and name != "connection_pool"
     }
     if "parser_class" in options:
         options["parser_class"] = _async_parser(options["parser_class"])
@@ -184,6 +315,16 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     # (tests/test_faults.py, the AOF restart). Maintenance notifications
     # are a managed-Redis feature that a restart-safe pool does not need.
     options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+    if isinstance(pool, redis.sentinel.SentinelConnectionPool):
+        return redis.asyncio.sentinel.SentinelConnectionPool(  # type: ignore[no-untyped-call]
+            pool.service_name,
+            _async_sentinel_for(pool.sentinel_manager),
+            is_master=pool.is_master,
+            check_connection=pool.check_connection,
+            connection_class=async_class,
+            max_connections=pool.max_connections,
+            **options,
+        )
     if isinstance(pool, redis.BlockingConnectionPool):
         return redis.asyncio.BlockingConnectionPool(
             connection_class=async_class,
@@ -196,12 +337,33 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     )
 
 
+def _async_sentinel_for(
+    sentinel: redis.sentinel.Sentinel,
+) -> redis.asyncio.sentinel.Sentinel:
+    """Return an asyncio Sentinel that asks the same sentinels, the same way."""
+    addresses = [
+        (
+            client.connection_pool.connection_kwargs["host"],
+            client.connection_pool.connection_kwargs["port"],
+        )
+        for client in sentinel.sentinels
+    ]
+    return redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        addresses,
+        min_other_sentinels=sentinel.min_other_sentinels,
+        sentinel_kwargs=sentinel.sentinel_kwargs,
+    )
+
+
 async def _closed_at_shutdown(connection: AsyncConnection) -> AsyncIterator[None]:
     """Close the connection when the event loop closes its async generators."""
     try:
         yield
     finally:
         await connection.client.aclose()
+        pool = connection.client.connection_pool
+        if isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool):
+            await pool.sentinel_manager.aclose()
 
 
 async def get_async_connection() -> AsyncConnection:

@@ -76,6 +76,8 @@ class _Write:
     keys: list[str]
     args: list[str | int | bytes]
     stored: dict[str, bytes]
+    # It signs a user in or out: SESSION_REDIS_WAIT_REPLICAS applies.
+    auth: bool = False
 
 
 def encode(value: Any) -> bytes:
@@ -311,8 +313,11 @@ class SessionStore(SessionBase):
         write = self._plan_save(data, "create" if create else "update")
         if write is None:
             return
+        connection = get_connection()
         with unavailable_on_error():
-            result = get_connection().save(keys=write.keys, args=write.args)
+            result = connection.run(
+                connection.save, write.keys, write.args, auth=write.auth
+            )
         self._finish_save(write, result)
 
     async def asave(self, must_create: bool = False) -> None:
@@ -327,7 +332,9 @@ class SessionStore(SessionBase):
             return
         connection = await get_async_connection()
         with unavailable_on_error():
-            result = await connection.save(keys=write.keys, args=write.args)
+            result = await connection.run(
+                connection.save, write.keys, write.args, auth=write.auth
+            )
         self._finish_save(write, result)
 
     def _refuse_if_moved(self) -> None:
@@ -372,7 +379,10 @@ class SessionStore(SessionBase):
             mode, default_age, rule, "1" if stored is None else "0", *index_args,
             len(pairs) // 2, *pairs, *(DATA_FIELD_PREFIX + n for n in deleted),
         ]  # fmt: skip
-        return _Write(redis_keys, args, encoded)
+        auth = (
+            _field_name(SESSION_KEY) in changed or _field_name(SESSION_KEY) in deleted
+        )
+        return _Write(redis_keys, args, encoded, auth)
 
     def _index(self, data: dict[str, Any]) -> tuple[str | None, list[str | bytes]]:
         """
@@ -414,10 +424,13 @@ class SessionStore(SessionBase):
         source = self._start_rotation()
         if source is None:
             return
+        connection = get_connection()
         while True:
             write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
-                result = get_connection().save(keys=write.keys, args=write.args)
+                result = connection.run(
+                    connection.save, write.keys, write.args, auth=write.auth
+                )
             if self._finish_rotation(write, result, data):
                 return
 
@@ -431,7 +444,9 @@ class SessionStore(SessionBase):
         while True:
             write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
-                result = await connection.save(keys=write.keys, args=write.args)
+                result = await connection.run(
+                    connection.save, write.keys, write.args, auth=write.auth
+                )
             if self._finish_rotation(write, result, data):
                 return
 
@@ -496,9 +511,12 @@ class SessionStore(SessionBase):
         if local is not None:
             return local
         write = self._plan_incr(session, key, amount)
+        connection = get_connection()
         with unavailable_on_error():
             try:
-                result = get_connection().incr(keys=write.keys, args=write.args)
+                result = connection.run(
+                    connection.incr, write.keys, write.args, auth=False
+                )
             except redis.ResponseError as exc:
                 raise _incr_error(exc, key) from exc
         return self._finish_incr(session, key, result)
@@ -512,7 +530,9 @@ class SessionStore(SessionBase):
         connection = await get_async_connection()
         with unavailable_on_error():
             try:
-                result = await connection.incr(keys=write.keys, args=write.args)
+                result = await connection.run(
+                    connection.incr, write.keys, write.args, auth=False
+                )
             except redis.ResponseError as exc:
                 raise _incr_error(exc, key) from exc
         return self._finish_incr(session, key, result)
@@ -568,14 +588,14 @@ class SessionStore(SessionBase):
         redis_key = self._key_to_delete(session_key)
         if redis_key is not None:
             with unavailable_on_error():
-                get_connection().client.delete(redis_key)
+                get_connection().delete(redis_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         redis_key = self._key_to_delete(session_key)
         if redis_key is not None:
-            client = (await get_async_connection()).client
+            connection = await get_async_connection()
             with unavailable_on_error():
-                await client.delete(redis_key)
+                await connection.delete(redis_key)
 
     def _key_to_delete(self, session_key: str | None) -> str | None:
         """Return the Redis key to delete, or None if there is nothing to do."""
@@ -601,8 +621,11 @@ class SessionStore(SessionBase):
         redis_key = self._key_to_delete(None)
         flat: list[bytes] = []
         if redis_key is not None:
+            connection = get_connection()
             with unavailable_on_error():
-                flat = get_connection().load_and_delete(keys=[redis_key])
+                flat = connection.run(
+                    connection.load_and_delete, [redis_key], [], auth=True
+                )
         self._loaded_and_deleted(flat)
 
     async def aload_and_delete(self) -> None:
@@ -614,7 +637,9 @@ class SessionStore(SessionBase):
         if redis_key is not None:
             connection = await get_async_connection()
             with unavailable_on_error():
-                flat = await connection.load_and_delete(keys=[redis_key])
+                flat = await connection.run(
+                    connection.load_and_delete, [redis_key], [], auth=True
+                )
         self._loaded_and_deleted(flat)
 
     def _loaded_and_deleted(self, flat: list[bytes]) -> None:

@@ -142,8 +142,9 @@ def end_sessions(
     if not members:
         return 0
     redis_keys, args = _end_sessions_call(names, user_id, members)
+    connection = get_connection()
     with unavailable_on_error():
-        return int(get_connection().end_sessions(keys=redis_keys, args=args))
+        return int(connection.run(connection.end_sessions, redis_keys, args, auth=True))
 
 
 async def aend_sessions(
@@ -163,7 +164,9 @@ async def aend_sessions(
     redis_keys, args = _end_sessions_call(names, user_id, members)
     connection = await get_async_connection()
     with unavailable_on_error():
-        return int(await connection.end_sessions(keys=redis_keys, args=args))
+        return int(
+            await connection.run(connection.end_sessions, redis_keys, args, auth=True)
+        )
 
 
 def _end_sessions_call(

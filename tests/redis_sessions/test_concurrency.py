@@ -14,7 +14,6 @@ from django.test import Client
 
 from sessionsite.redis_sessions import users
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import caches_for
 
 COOKIE = settings.SESSION_COOKIE_NAME
 JSON = {"Accept": "application/json"}
@@ -22,13 +21,12 @@ THREADS = 200
 
 
 @pytest.fixture(autouse=True)
-def _a_connection_per_thread(settings, redis_server) -> None:
+def _a_connection_per_thread(settings, redis_topology) -> None:
     # A process that runs 200 threads sizes its pool for them; with fewer
     # connections, how long a thread waits for one depends on scheduling.
     # django-redis keeps one pool per URL for the life of the process, so
     # the bigger pool needs a URL of its own: database 1 of the same server.
-    url = redis_server.url.removesuffix("/0") + "/1"
-    settings.CACHES = caches_for(url, max_connections=THREADS)
+    settings.CACHES = redis_topology.caches(db=1, max_connections=THREADS)
 
 
 def in_parallel(count: int, request: Callable[[int], int]) -> list[int]:

@@ -251,7 +251,7 @@ class TestWhatAHostileReviewFound:
 
     @pytest.mark.parametrize(
         ("setting", "value"),
-        [("min-replicas-to-write", "1")],
+        [("min-replicas-to-write", "3")],  # more replicas than any topology has
         ids=["NOREPLICAS"],
     )
     def test_a_redis_that_refuses_writes_for_now_is_an_outage(
@@ -290,14 +290,14 @@ class TestWhatAHostileReviewFound:
         assert code
         assert not [line for line in code if SESSION_KEY in line]
 
-    def test_counting_escapes_glob_characters_in_the_prefix(self, redis_server):
+    def test_counting_escapes_glob_characters_in_the_prefix(self, redis_topology):
         from tests.redis_sessions.test_key_names import site
 
-        with site(redis_server.url, KEY_PREFIX="site[1]*"):
+        with site(redis_topology, KEY_PREFIX="site[1]*"):
             stored({"a": 1})
-        with site(redis_server.url, KEY_PREFIX="site[1]*x"):
+        with site(redis_topology, KEY_PREFIX="site[1]*x"):
             stored({"a": 1})
-        with site(redis_server.url, KEY_PREFIX="site[1]*"):
+        with site(redis_topology, KEY_PREFIX="site[1]*"):
             assert users.count_sessions() == 1
 
 

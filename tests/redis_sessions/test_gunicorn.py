@@ -13,7 +13,6 @@ from django.conf import settings
 
 from sessionsite.redis_sessions.engine import SessionStore
 from tests.http_client import Browser
-from tests.redis_process import RedisProcess
 from tests.site_process import (
     DEMO_PASSWORD,
     DEMO_USERNAME,
@@ -21,6 +20,7 @@ from tests.site_process import (
     Gunicorn,
     serving,
 )
+from tests.topologies import Topology
 
 pytestmark = pytest.mark.gunicorn
 
@@ -31,12 +31,17 @@ COOKIE = settings.SESSION_COOKIE_NAME
 @pytest.fixture(scope="module", params=INTERFACES)
 def gunicorn(
     request: pytest.FixtureRequest,
-    redis_server: RedisProcess,
+    redis_topology: Topology,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gunicorn]:
     directory = tmp_path_factory.mktemp("gunicorn")
     with serving(
-        redis_server.url, directory, workers=4, threads=4, interface=request.param
+        redis_topology.url,
+        directory,
+        workers=4,
+        threads=4,
+        interface=request.param,
+        **redis_topology.environment(),
     ) as server:
         yield server
 

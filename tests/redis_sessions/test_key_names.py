@@ -10,11 +10,11 @@ from django.test import override_settings
 
 from sessionsite.redis_sessions import users
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import caches_for
+from tests.topologies import Topology
 
 
-def site(url: str, **entry: Any) -> Any:
-    caches = caches_for(url)
+def site(topology: Topology, **entry: Any) -> Any:
+    caches = topology.caches()
     caches["default"].update(entry)
     return override_settings(CACHES=caches)
 
@@ -36,26 +36,26 @@ def signed_in(user_id: str) -> str:
     ids=["key prefix", "version"],
 )
 def test_two_sites_on_one_redis_never_see_each_others_sessions(
-    redis_server, site_a, site_b
+    redis_topology, site_a, site_b
 ):
-    with site(redis_server.url, **site_a):
+    with site(redis_topology, **site_a):
         key = signed_in("1")
-    with site(redis_server.url, **site_b):
+    with site(redis_topology, **site_b):
         assert users.sessions_of("1") == []
         assert users.end_sessions("1") == 0
         assert users.count_sessions() == 0
         assert SessionStore(key).load() == {}
-    with site(redis_server.url, **site_a):
+    with site(redis_topology, **site_a):
         assert [s.key_hash for s in users.sessions_of("1")] == [
             SessionStore(key).key_hash
         ]
 
 
-def test_the_key_function_names_every_key(redis_server, redis_client):
+def test_the_key_function_names_every_key(redis_topology, redis_client):
     def key_function(key: str, key_prefix: str, version: int) -> str:
         return f"custom|{key}"
 
-    with site(redis_server.url, KEY_FUNCTION=key_function):
+    with site(redis_topology, KEY_FUNCTION=key_function):
         signed_in("1")
     names = sorted(name.decode() for name in redis_client.scan_iter())
     assert len(names) == 2
