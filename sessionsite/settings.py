@@ -182,6 +182,7 @@ CACHES: dict[str, dict[str, Any]] = {
     }
 }
 
+
 def behind_sentinels(
     entry: dict[str, Any], sentinels: list[tuple[str, int]], password: str | None
 ) -> dict[str, Any]:
