@@ -38,6 +38,7 @@ def caches_for(url: str, *, max_connections: int | None = None) -> dict[str, Any
 
 class Topology(Protocol):
     name: str
+    replicas: list[RedisProcess]
 
     @property
     def url(self) -> str:
@@ -58,6 +59,7 @@ class Single:
 
     def __init__(self, server: RedisProcess) -> None:
         self.server = server
+        self.replicas: list[RedisProcess] = []
 
     def caches(self, *, db: int = 0, max_connections: int | None = None) -> Any:
         url = self.server.url.removesuffix("/0") + f"/{db}"

@@ -1,0 +1,90 @@
+"""SESSION_REDIS_WAIT_REPLICAS: writes that wait for replicas in their round trip."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+
+from tests.conftest import PASSWORD, session_redis_key
+from tests.topologies import Topology
+
+pytestmark = pytest.mark.django_db
+
+COOKIE = django_settings.SESSION_COOKIE_NAME
+
+
+@pytest.fixture
+def replicated(redis_topology: Topology, settings) -> Topology:
+    """Make sign-ins and sign-outs wait for every replica of the topology."""
+    if not redis_topology.replicas:
+        pytest.skip("this topology has no replicas")
+    settings.SESSION_REDIS_WAIT_REPLICAS = len(redis_topology.replicas)
+    return redis_topology
+
+
+def log_in(client: Client) -> int:
+    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
+    return response.status_code
+
+
+def test_a_login_is_on_every_replica_when_its_response_leaves(client, user, replicated):
+    assert log_in(client) == HTTPStatus.FOUND
+    key = session_redis_key(client.cookies[COOKIE].value)
+    assert [replica.client().exists(key) for replica in replicated.replicas] == [
+        1
+    ] * len(replicated.replicas)
+
+
+def test_a_login_that_waits_for_replicas_is_still_one_round_trip(
+    client, user, replicated, round_trips
+):
+    assert log_in(client) == HTTPStatus.FOUND
+    assert round_trips == ["EVALSHA+WAIT"]
+
+
+def test_a_logout_waits_for_replicas_in_its_one_round_trip(
+    client, user, replicated, round_trips
+):
+    log_in(client)
+    key = session_redis_key(client.cookies[COOKIE].value)
+    round_trips.clear()
+    client.post("/logout/")
+    assert round_trips == ["EVALSHA+WAIT"]
+    assert [replica.client().exists(key) for replica in replicated.replicas] == [
+        0
+    ] * len(replicated.replicas)
+
+
+def test_a_visit_does_not_wait_by_default(client, user, replicated, round_trips):
+    log_in(client)
+    round_trips.clear()
+    client.get("/visits/")
+    assert round_trips == ["HGETALL", "EVALSHA"]
+
+
+def test_every_write_waits_when_asked(client, user, replicated, round_trips, settings):
+    settings.SESSION_REDIS_WAIT_FOR = "writes"
+    log_in(client)
+    round_trips.clear()
+    client.get("/visits/")
+    assert round_trips == ["HGETALL", "EVALSHA+WAIT"]
+
+
+def test_a_login_that_too_few_replicas_confirm_answers_503(
+    client, user, redis_topology, settings, redis_client
+):
+    settings.SESSION_REDIS_WAIT_REPLICAS = len(redis_topology.replicas) + 1
+    settings.SESSION_REDIS_WAIT_TIMEOUT = 0.05
+    assert log_in(client) == HTTPStatus.SERVICE_UNAVAILABLE
+    assert COOKIE not in client.cookies
+
+
+def test_a_script_missing_after_a_failover_is_loaded_again(
+    client, user, replicated, redis_client, round_trips
+):
+    redis_client.script_flush()
+    assert log_in(client) == HTTPStatus.FOUND
+    assert round_trips == ["EVALSHA+WAIT", "SCRIPT LOAD", "EVALSHA+WAIT"]
