@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
 from sessionsite.redis_sessions.checks import check_settings
+from sessionsite.settings import env_addresses
 
 
 def ids(settings) -> list[str]:
@@ -87,3 +91,79 @@ def test_a_cache_without_key_prefix_is_w002(settings):
     default = settings.CACHES["default"]
     settings.CACHES = {"default": {**default, "KEY_PREFIX": ""}}
     assert ids(settings) == ["redis_sessions.W002"]
+
+
+def sentinel_options(settings, **options) -> None:
+    default = settings.CACHES["default"]
+    settings.CACHES = {
+        "default": {
+            **default,
+            "OPTIONS": {
+                **default["OPTIONS"],
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+                "SENTINELS": [("127.0.0.1", 26379)],
+                **options,
+            },
+        }
+    }
+
+
+def test_django_redis_sentinel_connection_factory_passes(settings):
+    sentinel_options(settings)
+    assert ids(settings) == []
+
+
+@pytest.mark.parametrize(
+    "sentinels",
+    [None, [], ["127.0.0.1:26379"], [("127.0.0.1", "26379")], [("", 26379)]],
+    ids=["missing", "empty", "a string", "a string port", "no host"],
+)
+def test_sentinels_that_are_not_host_port_pairs_are_e008(settings, sentinels):
+    sentinel_options(settings, SENTINELS=sentinels)
+    assert ids(settings) == ["redis_sessions.E008"]
+
+
+def test_a_pool_that_cannot_ask_the_sentinels_is_e008(settings):
+    sentinel_options(settings, CONNECTION_POOL_CLASS="redis.BlockingConnectionPool")
+    assert ids(settings) == ["redis_sessions.E008"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("SESSION_REDIS_WAIT_REPLICAS", -1),
+        ("SESSION_REDIS_WAIT_REPLICAS", "2"),
+        ("SESSION_REDIS_WAIT_FOR", "everything"),
+        ("SESSION_REDIS_WAIT_TIMEOUT", 0),
+    ],
+)
+def test_bad_replica_wait_settings_are_e009(settings, setting, value):
+    setattr(settings, setting, value)
+    assert ids(settings) == ["redis_sessions.E009"]
+
+
+def test_a_replica_wait_as_long_as_the_socket_timeout_is_w003(settings):
+    settings.SESSION_REDIS_WAIT_REPLICAS = 1
+    settings.SESSION_REDIS_WAIT_TIMEOUT = 0.5
+    assert ids(settings) == ["redis_sessions.W003"]
+
+
+@pytest.mark.parametrize(
+    ("value", "addresses"),
+    [
+        ("10.0.0.1:26379", [("10.0.0.1", 26379)]),
+        ("a:1, b:2", [("a", 1), ("b", 2)]),
+        ("[::1]:26379", [("::1", 26379)]),
+    ],
+)
+def test_redis_sentinels_lists_host_port_pairs(monkeypatch, value, addresses):
+    monkeypatch.setenv("REDIS_SENTINELS", value)
+    assert env_addresses("REDIS_SENTINELS") == addresses
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1", "10.0.0.1:port", ":26379", "a:70000"])
+def test_a_malformed_redis_sentinels_is_refused_at_start(monkeypatch, value):
+    monkeypatch.setenv("REDIS_SENTINELS", value)
+    with pytest.raises(ImproperlyConfigured, match="host:port pairs"):
+        env_addresses("REDIS_SENTINELS")
