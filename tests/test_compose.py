@@ -41,6 +41,7 @@ from tests.site_process import ROOT
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+SENTINEL_FILE = ROOT / "docker-compose.sentinel.yml"
 DEMO = ("demo", "a-demo-password-for-the-compose-test")
 JSON = {"Accept": "application/json"}
 # The production cookie name: debug is off in the container.
@@ -247,11 +248,15 @@ def signed_in(stack: Stack) -> Browser:
     return visitor
 
 
-def check_compose_file(env_file: Path) -> subprocess.CompletedProcess[str]:
+def check_compose_file(
+    env_file: Path, override: Path | None = None, option: str = "--quiet"
+) -> subprocess.CompletedProcess[str]:
     """Load docker-compose.yml as every docker-compose command first does."""
     require_docker_compose()
+    files = [COMPOSE_FILE, *([override] if override else [])]
     return docker_compose(
-        "--file", str(COMPOSE_FILE), "--env-file", str(env_file), "config", "--quiet",
+        *(arg for path in files for arg in ("--file", str(path))),
+        "--env-file", str(env_file), "config", *([option] if option else []),
         unset=REQUIRED,
     )  # fmt: skip
 
@@ -263,11 +268,28 @@ def test_the_compose_file_is_valid_with_its_required_variables(tmp_path):
 
 
 @pytest.mark.parametrize("missing", REQUIRED)
-def test_compose_refuses_to_run_without(missing, tmp_path):
+@pytest.mark.parametrize("override", [None, SENTINEL_FILE], ids=["", "sentinel"])
+def test_compose_refuses_to_run_without(missing, override, tmp_path):
     values = {name: "x" for name in REQUIRED if name != missing}
-    result = check_compose_file(write_env_file(tmp_path / ".env", values))
+    result = check_compose_file(write_env_file(tmp_path / ".env", values), override)
     assert result.returncode != 0
     assert f"set {missing} in .env" in result.stderr
+
+
+def test_the_sentinel_variant_points_the_site_at_three_sentinels(tmp_path):
+    env_file = write_env_file(tmp_path / ".env", dict.fromkeys(REQUIRED, "x"))
+    services = check_compose_file(env_file, SENTINEL_FILE, "--services")
+    assert services.returncode == 0, services.stderr
+    assert sorted(services.stdout.split()) == [
+        "db", "redis", "redis-replica-1", "redis-replica-2",
+        "sentinel-1", "sentinel-2", "sentinel-3", "web",
+    ]  # fmt: skip
+    rendered = check_compose_file(env_file, SENTINEL_FILE, "").stdout
+    assert "REDIS_SENTINELS: sentinel-1:26379,sentinel-2:26379,sentinel-3:26379\n" in (
+        rendered
+    )
+    assert "REDIS_URL: redis://:x@sessions/0\n" in rendered
+    assert rendered.count("--replicaof redis 6379") == 2
 
 
 def test_all_three_services_become_healthy(stack):
