@@ -195,7 +195,9 @@ def behind_sentinels(
     max_connections answers 503 at once instead of waiting for one.
     """
     options = dict(entry["OPTIONS"])
-    options["CONNECTION_FACTORY"] = "django_redis.pool.SentinelConnectionFactory"
+    options["CONNECTION_FACTORY"] = (
+        "sessionsite.redis_sessions.sentinel.SentinelConnectionFactory"
+    )
     options["CONNECTION_POOL_CLASS"] = "redis.sentinel.SentinelConnectionPool"
     options["CONNECTION_POOL_KWARGS"] = {
         "max_connections": options["CONNECTION_POOL_KWARGS"]["max_connections"]
@@ -237,8 +239,11 @@ SESSION_MAX_PER_USER = env_int("SESSION_MAX_PER_USER", 0)
 
 # Writes that sign a user in or out (or, with "writes", every write) wait
 # until this many replicas have them, in the same round trip, and answer
-# 503 if they do not within the timeout (seconds): 0 waits for none.
-SESSION_REDIS_WAIT_REPLICAS = env_int("REDIS_WAIT_REPLICAS", 0)
+# 503 if they do not within the timeout (seconds): 0 waits for none. Behind
+# Sentinel one, so that a failover never loses a login or undoes a logout.
+SESSION_REDIS_WAIT_REPLICAS = env_int(
+    "REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0
+)
 SESSION_REDIS_WAIT_FOR = os.environ.get("REDIS_WAIT_FOR", "logins")
 SESSION_REDIS_WAIT_TIMEOUT = env_float("REDIS_WAIT_TIMEOUT", 0.2)
 

@@ -18,7 +18,7 @@ REDIS_BACKEND = "django_redis.cache.RedisCache"
 JSON_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 REDIS_CLIENT = "redis.client.Redis"
 DJANGO_REDIS_CLIENT = "django_redis.client.DefaultClient"
-SENTINEL_FACTORY = "django_redis.pool.SentinelConnectionFactory"
+SENTINEL_FACTORY = "sessionsite.redis_sessions.sentinel.SentinelConnectionFactory"
 SENTINEL_POOL = "redis.sentinel.SentinelConnectionPool"
 WAIT_FOR = ("logins", "writes")
 MAX_TIMEOUT = 2.0
@@ -72,8 +72,9 @@ def _check_cache() -> list[CheckMessage]:
     for option, allowed in (
         ("REDIS_CLIENT_CLASS", (REDIS_CLIENT,)),
         # django-redis's SentinelClient reads from replicas, which may not
-        # have a session written a moment ago; its connection factory alone
-        # keeps every call on the primary.
+        # have a session written a moment ago; a Sentinel connection factory
+        # alone keeps every call on the primary, and django-redis's own can
+        # lose sentinels during a failover (see sentinel.py).
         ("CLIENT_CLASS", (DJANGO_REDIS_CLIENT,)),
         ("CONNECTION_FACTORY", (None, SENTINEL_FACTORY)),
     ):

@@ -41,6 +41,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.maint_notifications import MaintNotificationsConfig
 
 from .exceptions import SessionStoreUnavailable
+from .sentinel import AsyncSentinel, addresses
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 
@@ -337,19 +338,10 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     )
 
 
-def _async_sentinel_for(
-    sentinel: redis.sentinel.Sentinel,
-) -> redis.asyncio.sentinel.Sentinel:
+def _async_sentinel_for(sentinel: redis.sentinel.Sentinel) -> AsyncSentinel:
     """Return an asyncio Sentinel that asks the same sentinels, the same way."""
-    addresses = [
-        (
-            client.connection_pool.connection_kwargs["host"],
-            client.connection_pool.connection_kwargs["port"],
-        )
-        for client in sentinel.sentinels
-    ]
-    return redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        addresses,
+    return AsyncSentinel(
+        addresses(sentinel),
         min_other_sentinels=sentinel.min_other_sentinels,
         sentinel_kwargs=sentinel.sentinel_kwargs,
     )
@@ -360,10 +352,12 @@ async def _closed_at_shutdown(connection: AsyncConnection) -> AsyncIterator[None
     try:
         yield
     finally:
-        await connection.client.aclose()
         pool = connection.client.connection_pool
-        if isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool):
-            await pool.sentinel_manager.aclose()
+        try:
+            await connection.client.aclose()
+        finally:
+            if isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool):
+                await pool.sentinel_manager.aclose()
 
 
 async def get_async_connection() -> AsyncConnection:

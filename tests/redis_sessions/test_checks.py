@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from sessionsite.redis_sessions.checks import check_settings
+from sessionsite.redis_sessions.checks import SENTINEL_FACTORY, check_settings
 from sessionsite.settings import env_addresses
 
 
@@ -100,7 +100,7 @@ def sentinel_options(settings, **options) -> None:
             **default,
             "OPTIONS": {
                 **default["OPTIONS"],
-                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "CONNECTION_FACTORY": SENTINEL_FACTORY,
                 "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
                 "SENTINELS": [("127.0.0.1", 26379)],
                 **options,
@@ -109,9 +109,15 @@ def sentinel_options(settings, **options) -> None:
     }
 
 
-def test_django_redis_sentinel_connection_factory_passes(settings):
+def test_the_engines_sentinel_connection_factory_passes(settings):
     sentinel_options(settings)
     assert ids(settings) == []
+
+
+def test_django_redis_own_sentinel_connection_factory_is_e007(settings):
+    factory = "django_redis.pool.SentinelConnectionFactory"
+    sentinel_options(settings, CONNECTION_FACTORY=factory)
+    assert ids(settings) == ["redis_sessions.E007"]
 
 
 @pytest.mark.parametrize(
