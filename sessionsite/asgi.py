@@ -1,9 +1,41 @@
-"""ASGI entry point; the session engine and middleware are natively async."""
+"""
+ASGI entry point; the session engine and middleware are natively async.
 
+Django answers HTTP; the ASGI lifespan's shutdown closes the session
+engine's async Redis connections. uvicorn runs that shutdown on the
+worker's event loop when gunicorn stops it, and then re-raises the
+SIGTERM, which ends the process before the loop could close them itself.
+"""
+
+import logging
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
+from sessionsite.redis_sessions import connection
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sessionsite.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+logger = logging.getLogger("sessionsite.redis_sessions")
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+    else:
+        await django_application(scope, receive, send)
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    """Answer the server's startup; at its shutdown, close the Redis connections."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await connection.close_async_connections()
+            logger.info("Closed the session store's connections of this worker.")
+            await send({"type": "lifespan.shutdown.complete"})
+            return

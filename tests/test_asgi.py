@@ -244,3 +244,20 @@ async def test_ending_one_other_session_runs_the_session_on_the_loop(user, trace
     assert_session_on_the_loop(trace, round_trips=2)
     ended = await other.get("/dashboard/")
     assert ended["Location"] == "/login/?next=/dashboard/"
+
+
+async def test_the_lifespan_shutdown_closes_the_loops_redis_connections():
+    from asgiref.testing import ApplicationCommunicator
+
+    from sessionsite.asgi import application
+
+    client = (await connection.get_async_connection()).client
+    await client.ping()
+    lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
+    await lifespan.send_input({"type": "lifespan.startup"})
+    assert await lifespan.receive_output() == {"type": "lifespan.startup.complete"}
+    await lifespan.send_input({"type": "lifespan.shutdown"})
+    assert await lifespan.receive_output() == {"type": "lifespan.shutdown.complete"}
+    pool = client.connection_pool
+    assert [c for c in pool._available_connections if c.is_connected] == []
+    assert (await connection.get_async_connection()).client is not client

@@ -68,3 +68,13 @@ def test_head_makes_no_warning(gunicorn, path):
     sent = " 0" if gunicorn.interface == "wsgi" else ""
     assert f'"HEAD {path} HTTP/1.1" 200{sent}' in text
     assert "WARNING" not in text
+
+
+def test_an_asgi_worker_closes_its_redis_connections_when_it_stops(
+    redis_server, tmp_path
+):
+    with serving(
+        redis_server.url, tmp_path, workers=1, threads=1, interface="asgi"
+    ) as server:
+        assert Browser(server.port).get("/visits/").status == HTTPStatus.OK
+    assert "Closed the session store's connections" in server.log.read_text()
