@@ -32,10 +32,11 @@ bench: $(VENV)/.installed
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.asgi
 
 bench-micro: $(VENV)/.installed
 	$(BIN)/python -m bench.micro
 
-# Our engine under sync, gthread and ASGI workers (needs wrk, as bench does).
+# Our engine under sync, gthread and ASGI workers alone (bench runs it last).
 bench-asgi: $(VENV)/.installed
 	$(BIN)/python -m bench.asgi
