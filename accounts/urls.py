@@ -10,7 +10,7 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("visits/", views.visits, name="visits"),
     path("logout/", views.logout, name="logout"),
-    path("password/", views.ChangePasswordView.as_view(), name="password-change"),
+    path("password/", views.change_password, name="password-change"),
     path("sessions/end-others/", views.end_other_sessions, name="end-other-sessions"),
     path("sessions/<str:key_hash>/end/", views.end_session, name="end-session"),
 ]

@@ -261,3 +261,54 @@ async def test_the_lifespan_shutdown_closes_the_loops_redis_connections():
     pool = client.connection_pool
     assert [c for c in pool._available_connections if c.is_connected] == []
     assert (await connection.get_async_connection()).client is not client
+
+
+async def change_password(client: AsyncClient) -> int:
+    response = await client.post(
+        "/password/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a new and long passphrase",
+            "new_password2": "a new and long passphrase",
+        },
+    )
+    return response.status_code
+
+
+async def test_a_password_change_runs_the_session_on_the_loop(user, trace):
+    client = await signed_in(trace)
+    assert await change_password(client) == HTTPStatus.FOUND
+    # The session's read, the user's index, ending the others (none here),
+    # the new key, and the new password's hash in the session.
+    assert_session_on_the_loop(trace, round_trips=4)
+    assert trace.commands == ["HGETALL", "ZRANGE", "EVALSHA", "EVALSHA"]
+
+
+async def test_a_password_change_checks_and_saves_in_one_thread_on_purpose(user, trace):
+    client = await signed_in(trace)
+    await change_password(client)
+    assert trace.hops.count("_checked_and_saved") == 1
+
+
+async def test_a_password_change_signs_out_the_other_sessions_only(user, trace):
+    client, other = await signed_in(trace), await signed_in(trace)
+    assert await change_password(client) == HTTPStatus.FOUND
+    visit = await client.get("/visits/", headers=JSON)
+    assert visit.json()["username"] == "ada"
+    elsewhere = await other.get("/visits/", headers=JSON)
+    assert elsewhere.status_code == HTTPStatus.FOUND
+    assert elsewhere["Location"].startswith("/login/")
+
+
+async def test_a_password_change_hops_for_the_check_and_save_and_djangos_parts(
+    user, trace
+):
+    client = await signed_in(trace)
+    await change_password(client)
+    assert trace.hops_besides_djangos_middleware() == [
+        RECEIVERS,
+        USER_QUERY,
+        "login_required.<locals>.<lambda>",
+        "_checked_and_saved",
+        CLOSE,
+    ]
