@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.test import override_settings
 
 from tests.redis_process import RedisProcess
 from tests.topologies import SentinelSet, Single, Topology
@@ -22,3 +23,16 @@ def redis_topology(
     sentinels.start()
     yield sentinels
     sentinels.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sessions_in_test_redis(redis_topology: Topology) -> Iterator[None]:
+    """
+    Point sessions at this directory's topology (the root conftest's, again).
+
+    A session-scoped fixture that other directories set up first would keep
+    their single Redis here: pytest sets one up again for a new parameter of
+    a fixture it uses only when it is defined where that parameter is.
+    """
+    with override_settings(CACHES=redis_topology.caches()):
+        yield
