@@ -10,6 +10,7 @@ sends nothing and every command leaves from the event loop's thread.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -55,6 +56,8 @@ class Trace:
 
     loop_thread: int = 0
     hops: list[str] = field(default_factory=list)
+    # Every function handed to a thread pool, SyncToAsync's hops among them.
+    executor_calls: list[str] = field(default_factory=list)
     sync_commands: list[str] = field(default_factory=list)
     commands_off_the_loop: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -66,6 +69,7 @@ class Trace:
         self.loop_thread = threading.get_ident()
         for recorded in (
             self.hops,
+            self.executor_calls,
             self.sync_commands,
             self.commands_off_the_loop,
             self.commands,
@@ -104,7 +108,16 @@ def trace(monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis) -> Trace:
             recorded.commands_off_the_loop.append(str(args[0]))
         return await async_execute(self, *args, **options)
 
+    in_executor = asyncio.BaseEventLoop.run_in_executor
+
+    def counting_executor(
+        self: asyncio.BaseEventLoop, executor: Any, func: Any, *args: Any
+    ) -> Any:
+        recorded.executor_calls.append(type(func).__name__)
+        return in_executor(self, executor, func, *args)
+
     monkeypatch.setattr(SyncToAsync, "__call__", counting_hop)
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", counting_executor)
     monkeypatch.setattr(redis.Redis, "execute_command", sync_command)
     monkeypatch.setattr(redis.asyncio.Redis, "execute_command", async_command)
     recorded.clear()
@@ -112,6 +125,8 @@ def trace(monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis) -> Trace:
 
 
 def assert_session_on_the_loop(trace: Trace, *, round_trips: int) -> None:
+    # No thread but SyncToAsync's hops, which the hop tests name one by one.
+    assert len(trace.executor_calls) == len(trace.hops)
     assert trace.sync_commands == []
     assert trace.commands_off_the_loop == []
     assert len(trace.commands) == round_trips
