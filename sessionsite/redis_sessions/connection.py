@@ -404,10 +404,12 @@ def _forget_connections(*, setting: str, **kwargs: Any) -> None:
 
 
 class _Outage:
-    """Whether this process's last Redis call failed: log an outage once."""
+    """Whether this process's last Redis call failed so: log it once, and its end."""
 
-    def __init__(self) -> None:
+    def __init__(self, started: str, ended: str) -> None:
         self.ongoing = False
+        self.started = started
+        self.ended = ended
         self._lock = threading.Lock()
 
     def failed(self, exc: Exception) -> None:
@@ -415,11 +417,7 @@ class _Outage:
             if self.ongoing:
                 return
             self.ongoing = True
-        logger.error(
-            "Redis is unavailable, answering 503 for sessions: %s: %s",
-            type(exc).__name__,
-            exc,
-        )
+        logger.error("%s: %s: %s", self.started, type(exc).__name__, exc)
 
     def recovered(self) -> None:
         if not self.ongoing:  # the common case, without taking the lock
@@ -428,10 +426,28 @@ class _Outage:
             if not self.ongoing:
                 return
             self.ongoing = False
-        logger.warning("Redis is available again.")
+        logger.warning(self.ended)
 
 
-outage = _Outage()
+outage = _Outage(
+    "Redis is unavailable, answering 503 for sessions",
+    "Redis is available again.",
+)
+# Not Redis's fault: every connection of this process's pool was in use for
+# longer than the pool lets a request wait (REDIS_MAX_CONNECTIONS,
+# REDIS_POOL_TIMEOUT).
+pool_exhausted = _Outage(
+    "No free Redis connection in this process's pool, answering 503 for sessions "
+    "(raise REDIS_MAX_CONNECTIONS)",
+    "Free Redis connections again.",
+)
+
+
+def _is_pool_exhausted(exc: redis.RedisError) -> bool:
+    # redis-py's blocking pools say so in a plain ConnectionError.
+    return isinstance(exc, redis.exceptions.MaxConnectionsError) or str(exc) == (
+        "No connection available."
+    )
 
 
 @contextmanager
@@ -447,10 +463,14 @@ def unavailable_on_error() -> Iterator[None]:
     except redis.RedisError as exc:
         if not is_outage(exc):
             raise
-        outage.failed(exc)
+        if _is_pool_exhausted(exc):
+            pool_exhausted.failed(exc)
+        else:
+            outage.failed(exc)
         raise SessionStoreUnavailable(
             f"The session store did not answer: {exc.__class__.__name__}: {exc}. "
             "It is likely that Redis is down, unreachable, loading, read-only "
-            "or out of memory."
+            "or out of memory, or that every pooled connection is in use."
         ) from exc
     outage.recovered()
+    pool_exhausted.recovered()

@@ -122,3 +122,24 @@ async def test_async_load_from_a_hung_redis_raises_after_the_timeout(doomed):
     with pytest.raises(SessionStoreUnavailable) as raised:
         await SessionStore(key).aload()
     assert isinstance(raised.value.__cause__, redis.TimeoutError)
+
+
+def test_a_full_pool_answers_503_and_is_not_logged_as_redis_down(
+    settings, redis_topology, caplog
+):
+    settings.CACHES = redis_topology.caches(db=2, max_connections=1)
+    key = stored_key()
+    pool = connection.get_connection().client.connection_pool
+    held = pool.get_connection()
+    try:
+        with pytest.raises(SessionStoreUnavailable):
+            SessionStore(key).load()
+    finally:
+        pool.release(held)
+    assert SessionStore(key).load() == {"visits": 1}
+    messages = [record.getMessage() for record in caplog.records]
+    assert [m.split(":")[0] for m in messages] == [
+        "No free Redis connection in this process's pool, answering 503 for "
+        "sessions (raise REDIS_MAX_CONNECTIONS)",
+        "Free Redis connections again.",
+    ]
