@@ -25,14 +25,15 @@ def redis_topology(
     sentinels.stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _sessions_in_test_redis(redis_topology: Topology) -> Iterator[None]:
     """
     Point sessions at this directory's topology (the root conftest's, again).
 
-    A session-scoped fixture that other directories set up first would keep
-    their single Redis here: pytest sets one up again for a new parameter of
-    a fixture it uses only when it is defined where that parameter is.
+    The root's, set up first by other directories, would keep their single
+    Redis here: pytest sets a fixture up again for a new parameter only
+    where the parameter's fixture is defined. Package-scoped, so that the
+    tests after this directory's are back on the root's.
     """
     with override_settings(CACHES=redis_topology.caches()):
         yield
