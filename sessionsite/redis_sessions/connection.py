@@ -340,10 +340,12 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
 
 def _async_sentinel_for(sentinel: redis.sentinel.Sentinel) -> AsyncSentinel:
     """Return an asyncio Sentinel that asks the same sentinels, the same way."""
+    # Without the sync client's retry policy: AsyncSentinel sets its own.
+    options = {k: v for k, v in sentinel.sentinel_kwargs.items() if k != "retry"}
     return AsyncSentinel(
         addresses(sentinel),
         min_other_sentinels=sentinel.min_other_sentinels,
-        sentinel_kwargs=sentinel.sentinel_kwargs,
+        sentinel_kwargs=options,
     )
 
 

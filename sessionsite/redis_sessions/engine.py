@@ -37,7 +37,14 @@ from django.contrib.sessions.backends.base import (
 )
 
 from . import keys
-from .connection import get_async_connection, get_connection, unavailable_on_error
+from .connection import (
+    AsyncConnection,
+    Connection,
+    NotReplicated,
+    get_async_connection,
+    get_connection,
+    unavailable_on_error,
+)
 from .exceptions import RotationInterrupted
 
 DATA_FIELD_PREFIX = "d:"
@@ -176,6 +183,8 @@ class SessionStore(SessionBase):
         self._stored: dict[str, bytes] | None = None
         # This request has already set the TTL (a save or an increment).
         self._ttl_fresh = False
+        # The moved mark that this request's cycle_key() left at the old key.
+        self._moved_mark_left: str | None = None
         # A cookie enters here: only a validly signed key is taken.
         super().__init__(keys.verify(session_key))
 
@@ -315,9 +324,7 @@ class SessionStore(SessionBase):
             return
         connection = get_connection()
         with unavailable_on_error():
-            result = connection.run(
-                connection.save, write.keys, write.args, auth=write.auth
-            )
+            result = self._written(connection, write)
         self._finish_save(write, result)
 
     async def asave(self, must_create: bool = False) -> None:
@@ -332,10 +339,54 @@ class SessionStore(SessionBase):
             return
         connection = await get_async_connection()
         with unavailable_on_error():
-            result = await connection.run(
-                connection.save, write.keys, write.args, auth=write.auth
-            )
+            result = await self._awritten(connection, write)
         self._finish_save(write, result)
+
+    def _written(self, connection: Connection, write: _Write) -> int:
+        """Send a planned save; undo a sign-in or out that replicas left unconfirmed."""
+        try:
+            return int(
+                connection.run(connection.save, write.keys, write.args, auth=write.auth)
+            )
+        except NotReplicated:
+            pipe = connection.client.pipeline(transaction=False)
+            self._queue_undo(pipe, write)
+            pipe.execute()
+            raise
+
+    async def _awritten(self, connection: AsyncConnection, write: _Write) -> int:
+        try:
+            return int(
+                await connection.run(
+                    connection.save, write.keys, write.args, auth=write.auth
+                )
+            )
+        except NotReplicated:
+            pipe = connection.client.pipeline(transaction=False)
+            self._queue_undo(pipe, write)
+            await pipe.execute()
+            raise
+
+    def _queue_undo(self, pipe: Any, write: _Write) -> None:
+        """
+        Queue the deletion of what an unconfirmed sign-in made usable.
+
+        The write reached the primary but not enough replicas: the request
+        answers 503 and the browser keeps its old cookie. The session under
+        the new key (and its index entry) goes, so that nobody holds a
+        signed-in session no response handed out; the moved mark at the old
+        key goes, so that the old cookie starts afresh instead of meeting 400.
+        Not waited for: a failover that loses these deletions loses the
+        write they undo as well.
+        """
+        key, _, mark, *index = write.keys
+        pipe.delete(key)
+        for moved in {mark, self._moved_mark_left} - {key, None}:
+            pipe.delete(moved)
+        if index:
+            assert self.session_key is not None
+            pipe.zrem(index[0], keys.key_hash(self.session_key))
+        self._state, self._stored = State.DELETED, {}
 
     def _refuse_if_moved(self) -> None:
         """
@@ -379,8 +430,12 @@ class SessionStore(SessionBase):
             mode, default_age, rule, "1" if stored is None else "0", *index_args,
             len(pairs) // 2, *pairs, *(DATA_FIELD_PREFIX + n for n in deleted),
         ]  # fmt: skip
+        # A sign-in or out, or a new key for a signed-in session (the old
+        # one no longer works once the browser has the new one).
         auth = (
-            _field_name(SESSION_KEY) in changed or _field_name(SESSION_KEY) in deleted
+            _field_name(SESSION_KEY) in changed
+            or _field_name(SESSION_KEY) in deleted
+            or (mode == "rotate" and user is not None)
         )
         return _Write(redis_keys, args, encoded, auth)
 
@@ -428,9 +483,7 @@ class SessionStore(SessionBase):
         while True:
             write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
-                result = connection.run(
-                    connection.save, write.keys, write.args, auth=write.auth
-                )
+                result = self._written(connection, write)
             if self._finish_rotation(write, result, data):
                 return
 
@@ -444,9 +497,7 @@ class SessionStore(SessionBase):
         while True:
             write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
-                result = await connection.run(
-                    connection.save, write.keys, write.args, auth=write.auth
-                )
+                result = await self._awritten(connection, write)
             if self._finish_rotation(write, result, data):
                 return
 
@@ -492,6 +543,7 @@ class SessionStore(SessionBase):
             self._state, self._stored = State.NEW, {}
             return True
         self._finish_save(write, result)
+        self._moved_mark_left = write.keys[2]
         return True
 
     # Counting

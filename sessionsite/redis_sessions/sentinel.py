@@ -66,7 +66,7 @@ def _asked_once(
         sentinel_kwargs = {
             k: v for k, v in connection_kwargs.items() if k.startswith("socket_")
         }
-    return {"retry": retry, **sentinel_kwargs}
+    return {**sentinel_kwargs, "retry": retry}
 
 
 class Sentinel(redis.sentinel.Sentinel):
@@ -91,7 +91,7 @@ class Sentinel(redis.sentinel.Sentinel):
         for sentinel in list(self.sentinels):
             try:
                 masters = sentinel.sentinel_masters()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:  # down, hung, or not a sentinel
                 errors.append(f"{sentinel} - {exc!r}")
                 continue
             if address := _primary(self, masters, service_name):
@@ -122,7 +122,7 @@ class AsyncSentinel(redis.asyncio.sentinel.Sentinel):
         for sentinel in list(self.sentinels):
             try:
                 masters = await sentinel.sentinel_masters()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:  # down, hung, or not a sentinel
                 errors.append(f"{sentinel} - {exc!r}")
                 continue
             if address := _primary(self, masters, service_name):

@@ -6,6 +6,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis.asyncio.retry
+import redis.retry
 
 from sessionsite.redis_sessions import connection
 from sessionsite.redis_sessions.sentinel import AsyncSentinel, Sentinel, addresses
@@ -61,6 +63,7 @@ def test_the_sync_client_asks_each_sentinel_once_with_short_timeouts(sentinel_se
     pool = connection.get_connection().client.connection_pool
     for client in pool.sentinel_manager.sentinels:
         made = client.connection_pool.make_connection()
+        assert type(made.retry) is redis.retry.Retry
         assert made.retry.get_retries() == 0
         assert made.socket_timeout == 0.5
 
@@ -73,5 +76,17 @@ async def test_the_async_client_asks_each_sentinel_once_with_short_timeouts(
     pool = (await connection.get_async_connection()).client.connection_pool
     for client in pool.sentinel_manager.sentinels:
         made = client.connection_pool.make_connection()
+        assert type(made.retry) is redis.asyncio.retry.Retry
         assert made.retry.get_retries() == 0
         assert made.socket_timeout == 0.5
+
+
+def test_a_server_that_is_not_a_sentinel_is_passed_over(sentinel_set, redis_client):
+    primary_port = sentinel_set.current_primary().port
+    manager = Sentinel(
+        [("127.0.0.1", primary_port), *sentinel_set.addresses()],
+        sentinel_kwargs=TIMEOUT,
+    )
+    assert manager.discover_master(SERVICE) == primary(sentinel_set)
+    for client in manager.sentinels:
+        client.close()
