@@ -15,6 +15,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from redis.sentinel import SentinelManagedSSLConnection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -202,6 +203,12 @@ def behind_sentinels(
     options["CONNECTION_POOL_KWARGS"] = {
         "max_connections": options["CONNECTION_POOL_KWARGS"]["max_connections"]
     }
+    if entry["LOCATION"].startswith("rediss://"):
+        # redis-py's rediss:// alone would connect with TLS, but straight to
+        # LOCATION's host, without asking the sentinels.
+        options["CONNECTION_POOL_KWARGS"]["connection_class"] = (
+            SentinelManagedSSLConnection
+        )
     options["SENTINELS"] = sentinels
     options["SENTINEL_KWARGS"] = {
         "socket_connect_timeout": options["SOCKET_CONNECT_TIMEOUT"],

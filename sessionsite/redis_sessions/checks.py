@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
-from redis.sentinel import SentinelConnectionPool
+from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
 from .keys import key_prefix
 
@@ -22,6 +22,7 @@ SENTINEL_FACTORY = "sessionsite.redis_sessions.sentinel.SentinelConnectionFactor
 SENTINEL_POOL = "redis.sentinel.SentinelConnectionPool"
 WAIT_FOR = ("logins", "writes")
 MAX_TIMEOUT = 2.0
+MIN_WAIT_TIMEOUT = 0.001
 
 
 @register(Tags.caches, Tags.compatibility)
@@ -91,8 +92,8 @@ def _check_cache() -> list[CheckMessage]:
                     id="redis_sessions.E007",
                 )
             )
-    if options.get("CONNECTION_FACTORY") == SENTINEL_FACTORY:
-        messages += _check_sentinel(alias, options)
+    if _behind_sentinels(options):
+        messages += _check_sentinel(alias, config, options)
     if not config.get("KEY_PREFIX"):
         messages.append(
             Warning(
@@ -117,37 +118,112 @@ def _check_cache() -> list[CheckMessage]:
     return messages
 
 
-def _check_sentinel(alias: str, options: dict[str, Any]) -> list[CheckMessage]:
-    sentinels = options.get("SENTINELS")
+def _is_sentinel_pool(pool_class: object) -> bool:
+    try:
+        return issubclass(import_string(str(pool_class)), SentinelConnectionPool)
+    except ImportError:
+        return False
+
+
+def _behind_sentinels(options: dict[str, Any]) -> bool:
+    """Return whether the entry means to find its primary through sentinels."""
+    return (
+        options.get("CONNECTION_FACTORY") == SENTINEL_FACTORY
+        or "SENTINELS" in options
+        or _is_sentinel_pool(options.get("CONNECTION_POOL_CLASS", ""))
+    )
+
+
+def _sentinel_error(alias: str, problem: str, hint: str) -> Error:
+    return Error(
+        f"CACHES[{alias!r}] means to find Redis through sentinels, but {problem}",
+        hint=hint,
+        id="redis_sessions.E008",
+    )
+
+
+def _check_sentinel(
+    alias: str, config: dict[str, Any], options: dict[str, Any]
+) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
+    if options.get("CONNECTION_FACTORY") != SENTINEL_FACTORY:
+        messages.append(
+            _sentinel_error(
+                alias,
+                "its CONNECTION_FACTORY is not the engine's Sentinel factory: "
+                "it would connect to LOCATION's host itself.",
+                f"Set OPTIONS['CONNECTION_FACTORY'] to {SENTINEL_FACTORY!r}.",
+            )
+        )
+    sentinels = options.get("SENTINELS")
     if (
         not isinstance(sentinels, (list, tuple))
         or not sentinels
         or not all(_is_address(address) for address in sentinels)
     ):
         messages.append(
-            Error(
-                f"CACHES[{alias!r}]['OPTIONS']['SENTINELS'] is {sentinels!r}.",
-                hint="List the sentinels as (host, port) pairs, such as "
+            _sentinel_error(
+                alias,
+                f"OPTIONS['SENTINELS'] is {sentinels!r}.",
+                "List the sentinels as (host, port) pairs, such as "
                 "[('10.0.0.1', 26379), ('10.0.0.2', 26379)] (in this "
                 "project: set REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379).",
-                id="redis_sessions.E008",
             )
         )
     pool_class = options.get("CONNECTION_POOL_CLASS", SENTINEL_POOL)
-    try:
-        is_sentinel_pool = issubclass(import_string(pool_class), SentinelConnectionPool)
-    except ImportError:
-        is_sentinel_pool = False
-    if not is_sentinel_pool:
+    if not _is_sentinel_pool(pool_class):
         messages.append(
-            Error(
-                f"CACHES[{alias!r}]['OPTIONS']['CONNECTION_POOL_CLASS'] is "
-                f"{pool_class!r}, which cannot ask the sentinels for the primary.",
-                hint=f"Set it to {SENTINEL_POOL!r}, or remove it.",
-                id="redis_sessions.E008",
+            _sentinel_error(
+                alias,
+                f"OPTIONS['CONNECTION_POOL_CLASS'] is {pool_class!r}, which "
+                "cannot ask the sentinels for the primary.",
+                f"Set it to {SENTINEL_POOL!r}, or remove it.",
             )
         )
+    location = config.get("LOCATION")
+    if not isinstance(location, str) or "is_master=0" in location.replace(" ", ""):
+        messages.append(
+            _sentinel_error(
+                alias,
+                f"its LOCATION is {location!r}: sessions must be read and "
+                "written on the primary only.",
+                "Give one URL whose host is the name the sentinels watch the "
+                "primary under, such as redis://mymaster/0, without is_master.",
+            )
+        )
+    pool_kwargs = options.get("CONNECTION_POOL_KWARGS", {})
+    connection_class = pool_kwargs.get("connection_class")
+    if (
+        isinstance(location, str)
+        and location.startswith("rediss://")
+        and not (
+            isinstance(connection_class, type)
+            and issubclass(connection_class, SentinelManagedSSLConnection)
+        )
+    ):
+        messages.append(
+            _sentinel_error(
+                alias,
+                "its rediss:// LOCATION would make redis-py connect with TLS "
+                "without asking the sentinels.",
+                "Set OPTIONS['CONNECTION_POOL_KWARGS']['connection_class'] to "
+                "redis.sentinel.SentinelManagedSSLConnection "
+                "(sessionsite.settings.behind_sentinels() does).",
+            )
+        )
+    sentinel_kwargs = options.get("SENTINEL_KWARGS") or {}
+    for option in ("socket_connect_timeout", "socket_timeout"):
+        value = sentinel_kwargs.get(option, options.get(option.upper()))
+        if not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT:
+            messages.append(
+                Warning(
+                    f"The sentinels' {option} in CACHES[{alias!r}] is {value!r}: "
+                    "a hung sentinel would hang every new Redis connection.",
+                    hint=f"Set OPTIONS['SENTINEL_KWARGS'][{option!r}] to a number "
+                    f"of seconds above 0 and at most {MAX_TIMEOUT:g}, such as 0.5.",
+                    id="redis_sessions.W001",
+                )
+            )
     return messages
 
 
@@ -188,13 +264,14 @@ def _check_wait() -> list[CheckMessage]:
     if (
         not isinstance(timeout, (int, float))
         or isinstance(timeout, bool)
-        or not timeout > 0
+        or not timeout >= MIN_WAIT_TIMEOUT
     ):
         messages.append(
             Error(
                 f"SESSION_REDIS_WAIT_TIMEOUT is {timeout!r}.",
                 hint="Set it to the seconds a write may wait for replicas, "
-                "above 0, such as 0.2.",
+                "at least 0.001 (WAIT counts milliseconds, and 0 waits for "
+                "ever), such as 0.2.",
                 id="redis_sessions.E009",
             )
         )

@@ -110,7 +110,9 @@ def _wait_for() -> str:
 
 
 def _wait_timeout_ms() -> int:
-    return round(float(getattr(settings, "SESSION_REDIS_WAIT_TIMEOUT", 0.2)) * 1000)
+    # Never 0, which would make WAIT block until the replicas answer.
+    seconds = float(getattr(settings, "SESSION_REDIS_WAIT_TIMEOUT", 0.2))
+    return max(1, round(seconds * 1000))
 
 
 def _replicated(results: list[Any], replicas: int) -> Any:

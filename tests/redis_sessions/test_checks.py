@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from redis.sentinel import SentinelManagedSSLConnection
 
+from sessionsite.redis_sessions import connection
 from sessionsite.redis_sessions.checks import SENTINEL_FACTORY, check_settings
-from sessionsite.settings import env_addresses
+from sessionsite.settings import behind_sentinels, env_addresses
 
 
 def ids(settings) -> list[str]:
@@ -117,7 +119,50 @@ def test_the_engines_sentinel_connection_factory_passes(settings):
 def test_django_redis_own_sentinel_connection_factory_is_e007(settings):
     factory = "django_redis.pool.SentinelConnectionFactory"
     sentinel_options(settings, CONNECTION_FACTORY=factory)
-    assert ids(settings) == ["redis_sessions.E007"]
+    assert ids(settings) == ["redis_sessions.E007", "redis_sessions.E008"]
+
+
+def test_sentinels_without_the_sentinel_factory_are_e008(settings):
+    default = settings.CACHES["default"]
+    options = {**default["OPTIONS"], "SENTINELS": [("127.0.0.1", 26379)]}
+    options.pop("CONNECTION_FACTORY", None)
+    settings.CACHES = {"default": {**default, "OPTIONS": options}}
+    assert "redis_sessions.E008" in ids(settings)
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["redis://sessions/0?is_master=0", ["redis://sessions/0", "redis://sessions/1"]],
+    ids=["a replica", "a list"],
+)
+def test_a_sentinel_location_that_is_not_one_primary_is_e008(settings, location):
+    sentinel_options(settings)
+    settings.CACHES["default"]["LOCATION"] = location
+    assert ids(settings) == ["redis_sessions.E008"]
+
+
+def test_tls_behind_sentinel_without_its_connection_class_is_e008(settings):
+    sentinel_options(settings)
+    settings.CACHES["default"]["LOCATION"] = "rediss://sessions/0"
+    assert ids(settings) == ["redis_sessions.E008"]
+
+
+def test_behind_sentinels_keeps_tls_on_the_sentinel_managed_connection(settings):
+    entry = {**settings.CACHES["default"], "LOCATION": "rediss://:pw@sessions/0"}
+    settings.CACHES = {"default": behind_sentinels(entry, [("127.0.0.1", 26379)], None)}
+    assert ids(settings) == []
+    pool = connection.get_connection().client.connection_pool
+    assert pool.connection_class is SentinelManagedSSLConnection
+
+
+def test_sentinels_without_timeouts_are_w001(settings):
+    sentinel_options(settings, SENTINEL_KWARGS={"password": "x"})
+    default = settings.CACHES["default"]
+    options = {
+        k: v for k, v in default["OPTIONS"].items() if not k.startswith("SOCKET_")
+    }
+    settings.CACHES = {"default": {**default, "OPTIONS": options}}
+    assert ids(settings) == ["redis_sessions.W001"] * 4
 
 
 @pytest.mark.parametrize(
@@ -142,6 +187,7 @@ def test_a_pool_that_cannot_ask_the_sentinels_is_e008(settings):
         ("SESSION_REDIS_WAIT_REPLICAS", "2"),
         ("SESSION_REDIS_WAIT_FOR", "everything"),
         ("SESSION_REDIS_WAIT_TIMEOUT", 0),
+        ("SESSION_REDIS_WAIT_TIMEOUT", 0.0004),
     ],
 )
 def test_bad_replica_wait_settings_are_e009(settings, setting, value):
