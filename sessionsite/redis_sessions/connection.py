@@ -153,9 +153,9 @@ class Connection:
             script,
         )
 
-    def delete(self, key: str) -> None:
-        """Delete key; deleting a session signs its user out."""
-        if replicas := replicas_to_wait_for(auth=True):
+    def delete(self, key: str, *, auth: bool) -> None:
+        """Delete key; wait for replicas if the settings ask it of this deletion."""
+        if replicas := replicas_to_wait_for(auth=auth):
             self._waited(replicas, lambda pipe: pipe.delete(key), None)
         else:
             self.client.delete(key)
@@ -204,8 +204,8 @@ class AsyncConnection:
             script,
         )
 
-    async def delete(self, key: str) -> None:
-        if replicas := replicas_to_wait_for(auth=True):
+    async def delete(self, key: str, *, auth: bool) -> None:
+        if replicas := replicas_to_wait_for(auth=auth):
             await self._waited(replicas, lambda pipe: pipe.delete(key), None)
         else:
             await self.client.delete(key)

@@ -637,17 +637,25 @@ class SessionStore(SessionBase):
 
     def delete(self, session_key: str | None = None) -> None:
         """Delete the session under this key (by default, the current one)."""
+        signs_out = self._may_be_signed_in(session_key)
         redis_key = self._key_to_delete(session_key)
         if redis_key is not None:
             with unavailable_on_error():
-                get_connection().delete(redis_key)
+                get_connection().delete(redis_key, auth=signs_out)
 
     async def adelete(self, session_key: str | None = None) -> None:
+        signs_out = self._may_be_signed_in(session_key)
         redis_key = self._key_to_delete(session_key)
         if redis_key is not None:
             connection = await get_async_connection()
             with unavailable_on_error():
-                await connection.delete(redis_key)
+                await connection.delete(redis_key, auth=signs_out)
+
+    def _may_be_signed_in(self, session_key: str | None) -> bool:
+        """Return False only for a session this store knows holds no user."""
+        if session_key is not None and session_key != self.session_key:
+            return True
+        return self._stored is None or _field_name(SESSION_KEY) in self._stored
 
     def _key_to_delete(self, session_key: str | None) -> str | None:
         """Return the Redis key to delete, or None if there is nothing to do."""

@@ -120,3 +120,14 @@ def test_a_new_key_for_a_signed_in_session_waits_for_replicas(
     )
     assert response.status_code == HTTPStatus.FOUND
     assert round_trips == ["HGETALL", "ZRANGE", "EVALSHA+WAIT", "EVALSHA"]
+
+
+def test_deleting_an_anonymous_session_does_not_wait(replicated, round_trips):
+    from sessionsite.redis_sessions.engine import SessionStore
+
+    session = SessionStore()
+    session["a"] = 1
+    session.save()
+    round_trips.clear()
+    session.flush()
+    assert round_trips == ["DEL"]
