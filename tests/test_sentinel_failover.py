@@ -61,7 +61,8 @@ class Visitor:
 
 @pytest.fixture
 def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
-    sentinels = SentinelSet(tmp_path / "redis")
+    # As the compose file runs them: the old primary comes back with its data.
+    sentinels = SentinelSet(tmp_path / "redis", appendonly=True)
     sentinels.start()
     yield sentinels
     sentinels.stop()

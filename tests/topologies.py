@@ -81,14 +81,19 @@ class SentinelSet:
 
     name = "sentinel"
 
-    def __init__(self, directory: Path, *, binary: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, binary: str | None = None, appendonly: bool = False
+    ) -> None:
+        """appendonly: the data servers keep an AOF, fsynced every second."""
         self.directory = directory
-        self.primary = RedisProcess(directory / "primary", binary=binary)
+        persistence = {"appendonly": appendonly, "appendfsync": "everysec"}
+        self.primary = RedisProcess(directory / "primary", binary=binary, **persistence)
         self.replicas = [
             RedisProcess(
                 directory / f"replica{i}",
                 binary=binary,
                 extra_args=["--replicaof", "127.0.0.1", str(self.primary.port)],
+                **persistence,
             )
             for i in (1, 2)
         ]
