@@ -229,11 +229,13 @@ async def achange_password(request: HttpRequest) -> HttpResponseBase:
     """
     Serve ChangePasswordView under ASGI, the session's part on the event loop.
 
-    The check of the old password and the new one's hash and save run in
-    one thread, on purpose (tens of milliseconds of CPU by design, and the
-    ORM). Ending the other sessions and giving this one a new key
-    (aupdate_session_auth_hash) run on the loop. Other methods touch no
-    session.
+    In the sync view's order: the form's check, ending the other sessions,
+    then the new password's save and this session's new key, so that a
+    Redis outage (503) leaves the password as it was. The check (the old
+    password's hash) and the save (the new one's, and the ORM) each run in
+    a thread, on purpose: tens of milliseconds of CPU by design. Ending the
+    other sessions and aupdate_session_auth_hash run on the loop. Other
+    methods touch no session.
     """
     request.user = await request.auser()
     view = ChangePasswordView()
@@ -241,20 +243,13 @@ async def achange_password(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return view.dispatch(request)
     form = view.get_form()
-    if not await sync_to_async(_checked_and_saved)(form):
+    if not await sync_to_async(form.is_valid)():
         return view.form_invalid(form)
     await services.aend_other_sessions(user_id=form.user.pk, session=request.session)
+    await sync_to_async(form.save)()
     await aupdate_session_auth_hash(request, form.user)
     messages.info(request, CHANGE_NOTICE)
     return HttpResponseRedirect(view.get_success_url())
-
-
-def _checked_and_saved(form: PasswordChangeForm) -> bool:
-    """Validate the form and, if it is valid, save the new password."""
-    if not form.is_valid():
-        return False
-    form.save()
-    return True
 
 
 @never_cache
