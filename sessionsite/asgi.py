@@ -35,7 +35,12 @@ async def lifespan(receive: Any, send: Any) -> None:
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await connection.close_async_connections()
-            logger.info("Closed the session store's connections of this worker.")
-            await send({"type": "lifespan.shutdown.complete"})
+            try:
+                closed = await connection.close_async_connections()
+            except Exception as exc:
+                logger.exception("Closing the session store's clients failed.")
+                await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+            else:
+                logger.info("Closed %d session store client(s) of this worker.", closed)
+                await send({"type": "lifespan.shutdown.complete"})
             return

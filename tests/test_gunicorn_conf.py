@@ -77,4 +77,4 @@ def test_an_asgi_worker_closes_its_redis_connections_when_it_stops(
         redis_server.url, tmp_path, workers=1, threads=1, interface="asgi"
     ) as server:
         assert Browser(server.port).get("/visits/").status == HTTPStatus.OK
-    assert "Closed the session store's connections" in server.log.read_text()
+    assert "Closed 1 session store client(s) of this worker." in server.log.read_text()

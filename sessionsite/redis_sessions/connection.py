@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -393,11 +395,12 @@ async def get_async_connection() -> AsyncConnection:
     return connection
 
 
-async def close_async_connections() -> None:
-    """Close the connections opened on the running event loop."""
+async def close_async_connections() -> int:
+    """Close the clients opened on the running event loop; return how many."""
     per_alias = _async_connections.pop(asyncio.get_running_loop(), {})
     for _, closer in per_alias.values():
         await closer.aclose()  # type: ignore[attr-defined]
+    return len(per_alias)
 
 
 @receiver(setting_changed)
@@ -437,14 +440,46 @@ outage = _Outage(
     "Redis is unavailable, answering 503 for sessions",
     "Redis is available again.",
 )
-# Not Redis's fault: every connection of this process's pool was in use for
-# longer than the pool lets a request wait (REDIS_MAX_CONNECTIONS,
-# REDIS_POOL_TIMEOUT).
-pool_exhausted = _Outage(
-    "No free Redis connection in this process's pool, answering 503 for sessions "
-    "(raise REDIS_MAX_CONNECTIONS)",
-    "Free Redis connections again.",
-)
+
+
+class _PoolExhaustion:
+    """
+    Log a full connection pool at most once a minute, and not during an outage.
+
+    Not Redis's fault: every connection of this process's pool was in use
+    for longer than a request may wait (REDIS_MAX_CONNECTIONS,
+    REDIS_POOL_TIMEOUT). A pool is rarely full for long, so there is no
+    "over" to log; and while Redis hangs, the requests waiting behind it
+    find the pool full too, which the outage's line already explains.
+    """
+
+    INTERVAL = 60.0
+
+    def __init__(self) -> None:
+        self._logged_at = -math.inf
+        self._since = 0
+        self._lock = threading.Lock()
+
+    def failed(self, exc: Exception) -> None:
+        if outage.ongoing:
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._since += 1
+            if now - self._logged_at < self.INTERVAL:
+                return
+            self._logged_at, count, self._since = now, self._since, 0
+        logger.error(
+            "No free Redis connection in this process's pool, answering 503 for "
+            "sessions (%d time(s) since this was last logged; if Redis answers, "
+            "raise REDIS_MAX_CONNECTIONS): %s: %s",
+            count,
+            type(exc).__name__,
+            exc,
+        )
+
+
+pool_exhausted = _PoolExhaustion()
 
 
 def _is_pool_exhausted(exc: redis.RedisError) -> bool:
@@ -477,4 +512,3 @@ def unavailable_on_error() -> Iterator[None]:
             "or out of memory, or that every pooled connection is in use."
         ) from exc
     outage.recovered()
-    pool_exhausted.recovered()

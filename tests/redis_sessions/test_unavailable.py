@@ -124,12 +124,7 @@ async def test_async_load_from_a_hung_redis_raises_after_the_timeout(doomed):
     assert isinstance(raised.value.__cause__, redis.TimeoutError)
 
 
-def test_a_full_pool_answers_503_and_is_not_logged_as_redis_down(
-    settings, redis_topology, caplog
-):
-    settings.CACHES = redis_topology.caches(db=2, max_connections=1)
-    key = stored_key()
-    caplog.clear()  # an earlier test's outage ends with that first success
+def fail_for_want_of_a_connection(key: str) -> None:
     pool = connection.get_connection().client.connection_pool
     held = pool.get_connection()
     try:
@@ -137,10 +132,29 @@ def test_a_full_pool_answers_503_and_is_not_logged_as_redis_down(
             SessionStore(key).load()
     finally:
         pool.release(held)
-    assert SessionStore(key).load() == {"visits": 1}
-    messages = [record.getMessage() for record in caplog.records]
-    assert [m.split(":")[0] for m in messages] == [
-        "No free Redis connection in this process's pool, answering 503 for "
-        "sessions (raise REDIS_MAX_CONNECTIONS)",
-        "Free Redis connections again.",
+
+
+@pytest.fixture
+def small_pool(settings, redis_topology, monkeypatch) -> str:
+    """A pool of one connection, and a session stored through it."""
+    settings.CACHES = redis_topology.caches(db=2, max_connections=1)
+    monkeypatch.setattr(connection, "pool_exhausted", connection._PoolExhaustion())
+    return stored_key()
+
+
+def test_a_full_pool_answers_503_and_is_not_logged_as_redis_down(small_pool, caplog):
+    caplog.clear()  # an earlier test's outage ends with the stored key's success
+    fail_for_want_of_a_connection(small_pool)
+    assert SessionStore(small_pool).load() == {"visits": 1}
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == [
+        "No free Redis connection in this process's pool, answering 503 for sessions"
     ]
+
+
+def test_a_full_pool_is_logged_once_a_minute_with_a_count(small_pool, caplog):
+    caplog.clear()
+    for _ in range(3):
+        fail_for_want_of_a_connection(small_pool)
+        assert SessionStore(small_pool).load() == {"visits": 1}
+    assert len(caplog.records) == 1
+    assert "(1 time(s) since this was last logged" in caplog.records[0].getMessage()
