@@ -23,3 +23,10 @@ class UvicornWorker(_UvicornWorker):  # type: ignore[misc]
         **_UvicornWorker.CONFIG_KWARGS,
         "proxy_headers": False,
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # At SIGTERM uvicorn waits for every open connection before the
+        # lifespan's shutdown (which closes the Redis clients), and gunicorn
+        # kills the worker at graceful_timeout: stop waiting a second before.
+        self.config.timeout_graceful_shutdown = max(1, self.cfg.graceful_timeout - 1)

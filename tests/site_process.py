@@ -108,10 +108,15 @@ class Gunicorn:
 
     def stop(self) -> None:
         if self.process is not None:
+            self.terminate()
+            assert "ResourceWarning" not in self.log.read_text()
+
+    def terminate(self) -> None:
+        """Stop with SIGTERM, as docker stop does, and wait for the exit."""
+        if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
             self.process = None
-            assert "ResourceWarning" not in self.log.read_text()
 
 
 @contextmanager

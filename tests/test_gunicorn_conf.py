@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -78,3 +79,32 @@ def test_an_asgi_worker_closes_its_redis_connections_when_it_stops(
     ) as server:
         assert Browser(server.port).get("/visits/").status == HTTPStatus.OK
     assert "Closed 1 session store client(s) of this worker." in server.log.read_text()
+
+
+def test_a_client_that_holds_its_connection_does_not_keep_the_close_from_running(
+    redis_server, tmp_path
+):
+    with serving(
+        redis_server.url,
+        tmp_path,
+        workers=1,
+        threads=1,
+        interface="asgi",
+        GUNICORN_GRACEFUL_TIMEOUT="3",
+    ) as server:
+        assert Browser(server.port).get("/visits/").status == HTTPStatus.OK
+        # A request whose body never comes: uvicorn would wait for it for ever.
+        held = socket.create_connection(("127.0.0.1", server.port))
+        held.sendall(b"POST /logout/ HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n")
+        try:
+            server.terminate()
+        finally:
+            held.close()
+    log = server.log.read_text()
+    assert "Closed 1 session store client(s) of this worker." in log
+    assert "SIGKILL" not in log
+    # Django's ASGI handler, cancelled while reading the body, leaves the
+    # body's temporary file to the garbage collector; nothing else leaks.
+    lines = log.lower().splitlines()
+    leaks = [line for line in lines if "resourcewarning: unclosed" in line]
+    assert all("spooledtemporaryfile" in line for line in leaks)
