@@ -43,7 +43,7 @@ SERVERS = {
     ),
     "ASGI (uvicorn workers)": (
         "sessionsite.asgi:application",
-        ["--worker-class", "uvicorn_worker.UvicornWorker"],
+        ["--worker-class", "sessionsite.workers.UvicornWorker"],
     ),
 }
 
