@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -230,12 +231,15 @@ async def achange_password(request: HttpRequest) -> HttpResponseBase:
     Serve ChangePasswordView under ASGI, the session's part on the event loop.
 
     In the sync view's order: the form's check, ending the other sessions,
-    then the new password's save and this session's new key, so that a
-    Redis outage (503) leaves the password as it was. The check (the old
+    then the new password's save and this session's new key. A Redis
+    outage while the others are ended (503) leaves the password as it was;
+    one after the save answers 503 with the password changed, as the sync
+    view does, and the user signs in again with it. The check (the old
     password's hash) and the save (the new one's, and the ORM) each run in
     a thread, on purpose: tens of milliseconds of CPU by design. Ending the
-    other sessions and aupdate_session_auth_hash run on the loop. Other
-    methods touch no session.
+    other sessions and aupdate_session_auth_hash run on the loop. Once the
+    form is valid the steps are shielded: a client that disconnects (Django
+    then cancels the view) cannot leave the change half done.
     """
     request.user = await request.auser()
     view = ChangePasswordView()
@@ -245,11 +249,15 @@ async def achange_password(request: HttpRequest) -> HttpResponseBase:
     form = view.get_form()
     if not await sync_to_async(form.is_valid)():
         return view.form_invalid(form)
+    await asyncio.shield(_achange_password(request, form))
+    messages.info(request, CHANGE_NOTICE)
+    return HttpResponseRedirect(view.get_success_url())
+
+
+async def _achange_password(request: HttpRequest, form: PasswordChangeForm) -> None:
     await services.aend_other_sessions(user_id=form.user.pk, session=request.session)
     await sync_to_async(form.save)()
     await aupdate_session_auth_hash(request, form.user)
-    messages.info(request, CHANGE_NOTICE)
-    return HttpResponseRedirect(view.get_success_url())
 
 
 @never_cache

@@ -66,6 +66,10 @@ SCRIPTS = (SAVE_LUA, INCR_LUA, LOAD_AND_DELETE_LUA, SESSIONS_OF_LUA, END_SESSION
 class NotReplicated(redis.RedisError):
     """A write reached the primary, but too few replicas confirmed it in time."""
 
+    def __init__(self, message: str, reply: Any) -> None:
+        super().__init__(message)
+        self.reply = reply  # the write's own reply, from the primary
+
 
 # Errors of a Redis that cannot serve now (down, unreachable, hung, refusing
 # our credentials, loading, a read-only replica, out of memory, a cluster or
@@ -123,7 +127,8 @@ def _replicated(results: list[Any], replicas: int) -> Any:
     if confirmed < replicas:
         raise NotReplicated(
             f"{confirmed} of the {replicas} replicas that SESSION_REDIS_WAIT_REPLICAS "
-            "asks for confirmed the write in time."
+            "asks for confirmed the write in time.",
+            replies[0],
         )
     return replies[0]
 
@@ -444,38 +449,49 @@ outage = _Outage(
 
 class _PoolExhaustion:
     """
-    Log a full connection pool at most once a minute, and not during an outage.
+    Count requests refused for want of a free pooled connection; log the count.
 
     Not Redis's fault: every connection of this process's pool was in use
     for longer than a request may wait (REDIS_MAX_CONNECTIONS,
-    REDIS_POOL_TIMEOUT). A pool is rarely full for long, so there is no
-    "over" to log; and while Redis hangs, the requests waiting behind it
-    find the pool full too, which the outage's line already explains.
+    REDIS_POOL_TIMEOUT). The count is logged by the next request that Redis
+    serves, at most once a minute, so that a burst is one line with its
+    size. A Redis outage forgets it: while Redis hangs, the requests waiting
+    behind the hung ones find the pool full too (often just before the first
+    timeout), and the outage's own line explains them.
     """
 
     INTERVAL = 60.0
 
     def __init__(self) -> None:
+        self._count = 0
+        self._since = 0.0
         self._logged_at = -math.inf
-        self._since = 0
         self._lock = threading.Lock()
 
-    def failed(self, exc: Exception) -> None:
-        if outage.ongoing:
+    def failed(self) -> None:
+        with self._lock:
+            if not self._count:
+                self._since = time.monotonic()
+            self._count += 1
+
+    def forget(self) -> None:
+        with self._lock:
+            self._count = 0
+
+    def served(self) -> None:
+        if not self._count:  # the common case, without taking the lock
             return
         now = time.monotonic()
         with self._lock:
-            self._since += 1
-            if now - self._logged_at < self.INTERVAL:
+            if not self._count or now - self._logged_at < self.INTERVAL:
                 return
-            self._logged_at, count, self._since = now, self._since, 0
+            count, seconds = self._count, now - self._since
+            self._count, self._logged_at = 0, now
         logger.error(
-            "No free Redis connection in this process's pool, answering 503 for "
-            "sessions (%d time(s) since this was last logged; if Redis answers, "
-            "raise REDIS_MAX_CONNECTIONS): %s: %s",
+            "%d request(s) answered 503 for want of a free Redis connection in "
+            "this process's pool, over %.1f s: raise REDIS_MAX_CONNECTIONS.",
             count,
-            type(exc).__name__,
-            exc,
+            seconds,
         )
 
 
@@ -503,8 +519,9 @@ def unavailable_on_error() -> Iterator[None]:
         if not is_outage(exc):
             raise
         if _is_pool_exhausted(exc):
-            pool_exhausted.failed(exc)
+            pool_exhausted.failed()
         else:
+            pool_exhausted.forget()
             outage.failed(exc)
         raise SessionStoreUnavailable(
             f"The session store did not answer: {exc.__class__.__name__}: {exc}. "
@@ -512,3 +529,4 @@ def unavailable_on_error() -> Iterator[None]:
             "or out of memory, or that every pooled connection is in use."
         ) from exc
     outage.recovered()
+    pool_exhausted.served()

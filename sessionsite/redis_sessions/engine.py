@@ -85,6 +85,7 @@ class _Write:
     stored: dict[str, bytes]
     # It signs a user in or out: SESSION_REDIS_WAIT_REPLICAS applies.
     auth: bool = False
+    mode: Mode = "update"
 
 
 def encode(value: Any) -> bytes:
@@ -343,15 +344,17 @@ class SessionStore(SessionBase):
         self._finish_save(write, result)
 
     def _written(self, connection: Connection, write: _Write) -> int:
-        """Send a planned save; undo a sign-in or out that replicas left unconfirmed."""
+        """Send a planned save; undo a sign-in that replicas left unconfirmed."""
         try:
             return int(
                 connection.run(connection.save, write.keys, write.args, auth=write.auth)
             )
-        except NotReplicated:
-            pipe = connection.client.pipeline(transaction=False)
-            self._queue_undo(pipe, write)
-            pipe.execute()
+        except NotReplicated as exc:
+            if undo := self._undo(write, exc.reply):
+                pipe = connection.client.pipeline(transaction=False)
+                for command, *args in undo:
+                    getattr(pipe, command)(*args)
+                pipe.execute()
             raise
 
     async def _awritten(self, connection: AsyncConnection, write: _Write) -> int:
@@ -361,32 +364,43 @@ class SessionStore(SessionBase):
                     connection.save, write.keys, write.args, auth=write.auth
                 )
             )
-        except NotReplicated:
-            pipe = connection.client.pipeline(transaction=False)
-            self._queue_undo(pipe, write)
-            await pipe.execute()
+        except NotReplicated as exc:
+            if undo := self._undo(write, exc.reply):
+                pipe = connection.client.pipeline(transaction=False)
+                for command, *args in undo:
+                    getattr(pipe, command)(*args)
+                await pipe.execute()
             raise
 
-    def _queue_undo(self, pipe: Any, write: _Write) -> None:
+    def _undo(self, write: _Write, reply: int) -> list[tuple[str, ...]]:
         """
-        Queue the deletion of what an unconfirmed sign-in made usable.
+        Return the commands that delete what an unconfirmed sign-in made usable.
 
-        The write reached the primary but not enough replicas: the request
-        answers 503 and the browser keeps its old cookie. The session under
-        the new key (and its index entry) goes, so that nobody holds a
-        signed-in session no response handed out; the moved mark at the old
-        key goes, so that the old cookie starts afresh instead of meeting 400.
-        Not waited for: a failover that loses these deletions loses the
-        write they undo as well.
+        The request answers 503 and the browser keeps its old cookie. Only a
+        key that this request made is deleted, never one a browser holds: a
+        session created here, or one this request's cycle_key() moved here
+        (with its index entry, and the moved mark it left, so that the old
+        cookie starts afresh instead of meeting 400). Nothing if the write
+        did not happen (the key was taken, or the session was gone) or was
+        no sign-in. Not waited for: a failover that loses these deletions
+        loses the write they undo as well.
         """
+        if not write.auth or reply != 1:
+            return []
         key, _, mark, *index = write.keys
-        pipe.delete(key)
-        for moved in {mark, self._moved_mark_left} - {key, None}:
-            pipe.delete(moved)
-        if index:
-            assert self.session_key is not None
-            pipe.zrem(index[0], keys.key_hash(self.session_key))
+        if write.mode == "rotate":
+            marks = [mark]
+        elif write.mode == "create" or self._moved_mark_left is not None:
+            marks = [self._moved_mark_left] if self._moved_mark_left else []
+        else:
+            return []
         self._state, self._stored = State.DELETED, {}
+        assert self.session_key is not None
+        return [
+            ("delete", key),
+            *(("delete", moved) for moved in marks),
+            *(("zrem", name, keys.key_hash(self.session_key)) for name in index),
+        ]
 
     def _refuse_if_moved(self) -> None:
         """
@@ -430,14 +444,10 @@ class SessionStore(SessionBase):
             mode, default_age, rule, "1" if stored is None else "0", *index_args,
             len(pairs) // 2, *pairs, *(DATA_FIELD_PREFIX + n for n in deleted),
         ]  # fmt: skip
-        # A sign-in or out, or a new key for a signed-in session (the old
-        # one no longer works once the browser has the new one).
         auth = (
-            _field_name(SESSION_KEY) in changed
-            or _field_name(SESSION_KEY) in deleted
-            or (mode == "rotate" and user is not None)
+            _field_name(SESSION_KEY) in changed or _field_name(SESSION_KEY) in deleted
         )
-        return _Write(redis_keys, args, encoded, auth)
+        return _Write(redis_keys, args, encoded, auth, mode)
 
     def _index(self, data: dict[str, Any]) -> tuple[str | None, list[str | bytes]]:
         """

@@ -6,8 +6,10 @@ from http import HTTPStatus
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth import SESSION_KEY
 from django.test import Client
 
+from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
 from tests.conftest import PASSWORD, session_redis_key, user_index
 from tests.topologies import Topology
 
@@ -105,9 +107,11 @@ def test_an_unconfirmed_login_leaves_no_session_and_no_stuck_cookie(
     assert response.json() == {"visits": 1, "username": None}
 
 
-def test_a_new_key_for_a_signed_in_session_waits_for_replicas(
+def test_a_password_change_does_not_wait_for_replicas(
     client, user, replicated, round_trips
 ):
+    # Its new key is no sign-in: undoing it unconfirmed would sign the user
+    # out, so it takes the replication lag's risk (README, Redis Sentinel).
     log_in(client)
     round_trips.clear()
     response = client.post(
@@ -119,7 +123,47 @@ def test_a_new_key_for_a_signed_in_session_waits_for_replicas(
         },
     )
     assert response.status_code == HTTPStatus.FOUND
-    assert round_trips == ["HGETALL", "ZRANGE", "EVALSHA+WAIT", "EVALSHA"]
+    assert round_trips == ["HGETALL", "ZRANGE", "EVALSHA", "EVALSHA"]
+
+
+def unconfirmed(settings, topology: Topology) -> None:
+    """Make every write wait for more replicas than the topology has."""
+    settings.SESSION_REDIS_WAIT_FOR = "writes"
+    settings.SESSION_REDIS_WAIT_REPLICAS = len(topology.replicas) + 1
+    settings.SESSION_REDIS_WAIT_TIMEOUT = 0.05
+
+
+def test_an_unconfirmed_ordinary_save_keeps_the_session(
+    client, user, redis_topology, settings
+):
+    log_in(client)
+    unconfirmed(settings, redis_topology)
+    assert client.get("/test/set/theme/").status_code == 503
+    settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    response = client.get("/visits/", headers={"Accept": "application/json"})
+    assert response.json()["username"] == "ada"
+
+
+def test_an_unconfirmed_rotation_that_lost_its_race_leaves_the_winners_mark(
+    redis_topology, settings, redis_client
+):
+    from sessionsite.redis_sessions.engine import SessionStore
+
+    key = SessionStore(session_key=None)
+    key["a"] = 1
+    key.save()
+    old = key.session_key
+    loser, winner = SessionStore(old), SessionStore(old)
+    assert loser.get("a") == winner.get("a") == 1  # both loaded first
+    winner.cycle_key()
+    unconfirmed(settings, redis_topology)
+    loser[SESSION_KEY] = "1"  # a sign-in: the kind of write that is undone
+    with pytest.raises(SessionStoreUnavailable):
+        loser.cycle_key()
+    settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    later = SessionStore(old)
+    later.load()
+    assert later.moved
 
 
 def test_deleting_an_anonymous_session_does_not_wait(replicated, round_trips):

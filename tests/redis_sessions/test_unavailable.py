@@ -146,15 +146,37 @@ def test_a_full_pool_answers_503_and_is_not_logged_as_redis_down(small_pool, cap
     caplog.clear()  # an earlier test's outage ends with the stored key's success
     fail_for_want_of_a_connection(small_pool)
     assert SessionStore(small_pool).load() == {"visits": 1}
-    assert [record.getMessage().split(" (")[0] for record in caplog.records] == [
-        "No free Redis connection in this process's pool, answering 503 for sessions"
-    ]
+    [line] = [record.getMessage() for record in caplog.records]
+    assert line.startswith(
+        "1 request(s) answered 503 for want of a free Redis connection"
+    )
 
 
-def test_a_full_pool_is_logged_once_a_minute_with_a_count(small_pool, caplog):
+def test_a_burst_of_refusals_is_one_line_with_its_size(small_pool, caplog):
     caplog.clear()
     for _ in range(3):
         fail_for_want_of_a_connection(small_pool)
+    assert caplog.records == []  # nothing yet: Redis has not answered since
+    assert SessionStore(small_pool).load() == {"visits": 1}
+    [line] = [record.getMessage() for record in caplog.records]
+    assert line.startswith("3 request(s) answered 503")
+
+
+def test_refusals_are_logged_at_most_once_a_minute(small_pool, caplog):
+    caplog.clear()
+    for _ in range(2):
+        fail_for_want_of_a_connection(small_pool)
         assert SessionStore(small_pool).load() == {"visits": 1}
     assert len(caplog.records) == 1
-    assert "(1 time(s) since this was last logged" in caplog.records[0].getMessage()
+
+
+def test_refusals_just_before_an_outage_are_the_outages(small_pool, caplog):
+    caplog.clear()
+    fail_for_want_of_a_connection(small_pool)
+    with pytest.raises(SessionStoreUnavailable), connection.unavailable_on_error():
+        raise redis.ConnectionError("Error 111 connecting: Connection refused.")
+    assert SessionStore(small_pool).load() == {"visits": 1}
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == [
+        "Redis is unavailable, answering 503 for sessions",
+        "Redis is available again.",
+    ]
