@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
+from redis.connection import FALSE_STRINGS
 from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
 from .keys import key_prefix
@@ -181,14 +184,14 @@ def _check_sentinel(
             )
         )
     location = config.get("LOCATION")
-    if not isinstance(location, str) or "is_master=0" in location.replace(" ", ""):
+    if problem := _sentinel_location_problem(location):
         messages.append(
             _sentinel_error(
                 alias,
-                f"its LOCATION is {location!r}: sessions must be read and "
-                "written on the primary only.",
-                "Give one URL whose host is the name the sentinels watch the "
-                "primary under, such as redis://mymaster/0, without is_master.",
+                f"its LOCATION is {location!r}: {problem}",
+                "Give one redis:// or rediss:// URL whose host is the name the "
+                "sentinels watch the primary under, in lower case, such as "
+                "redis://:password@mymaster/0, without is_master.",
             )
         )
     pool_kwargs = options.get("CONNECTION_POOL_KWARGS", {})
@@ -211,9 +214,14 @@ def _check_sentinel(
                 "(sessionsite.settings.behind_sentinels() does).",
             )
         )
-    sentinel_kwargs = options.get("SENTINEL_KWARGS") or {}
+    # redis-py gives the sentinels the connection's socket options only when
+    # SENTINEL_KWARGS is absent; present, it replaces them.
+    sentinel_kwargs = options.get("SENTINEL_KWARGS")
     for option in ("socket_connect_timeout", "socket_timeout"):
-        value = sentinel_kwargs.get(option, options.get(option.upper()))
+        if sentinel_kwargs is None:
+            value = options.get(option.upper())
+        else:
+            value = sentinel_kwargs.get(option)
         if not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT:
             messages.append(
                 Warning(
@@ -225,6 +233,23 @@ def _check_sentinel(
                 )
             )
     return messages
+
+
+def _sentinel_location_problem(location: object) -> str | None:
+    """Say why location cannot name one primary behind sentinels, if it cannot."""
+    if not isinstance(location, str):
+        return "sessions must be read and written on one primary."
+    url = urlparse(location)
+    if url.scheme not in {"redis", "rediss"} or not url.netloc.rpartition("@")[2]:
+        return "the sentinels need the primary's name as the URL's host."
+    host = url.netloc.rpartition("@")[2].partition(":")[0]
+    if host != host.lower():
+        # URLs' host names are read in lower case; sentinels' names are not.
+        return "the sentinels would be asked for its host in lower case."
+    for value in parse_qs(url.query).get("is_master", []):
+        if value.upper() in FALSE_STRINGS:
+            return "is_master would send every session to a replica."
+    return None
 
 
 def _is_address(address: object) -> bool:
@@ -264,7 +289,7 @@ def _check_wait() -> list[CheckMessage]:
     if (
         not isinstance(timeout, (int, float))
         or isinstance(timeout, bool)
-        or not timeout >= MIN_WAIT_TIMEOUT
+        or not MIN_WAIT_TIMEOUT <= timeout < math.inf
     ):
         messages.append(
             Error(

@@ -132,8 +132,26 @@ def test_sentinels_without_the_sentinel_factory_are_e008(settings):
 
 @pytest.mark.parametrize(
     "location",
-    ["redis://sessions/0?is_master=0", ["redis://sessions/0", "redis://sessions/1"]],
-    ids=["a replica", "a list"],
+    [
+        "redis://sessions/0?is_master=0",
+        "redis://sessions/0?is_master=false",
+        "redis://sessions/0?is_master=No",
+        "redis://sessions/0?is_master=%30",
+        ["redis://sessions/0", "redis://sessions/1"],
+        "redis://:pw@Sessions/0",
+        "redis://:pw@/0",
+        "unix:///run/redis.sock",
+    ],
+    ids=[
+        "a replica",
+        "false",
+        "No",
+        "encoded 0",
+        "a list",
+        "capitals",
+        "no host",
+        "a socket",
+    ],
 )
 def test_a_sentinel_location_that_is_not_one_primary_is_e008(settings, location):
     sentinel_options(settings)
@@ -188,6 +206,7 @@ def test_a_pool_that_cannot_ask_the_sentinels_is_e008(settings):
         ("SESSION_REDIS_WAIT_FOR", "everything"),
         ("SESSION_REDIS_WAIT_TIMEOUT", 0),
         ("SESSION_REDIS_WAIT_TIMEOUT", 0.0004),
+        ("SESSION_REDIS_WAIT_TIMEOUT", float("inf")),
     ],
 )
 def test_bad_replica_wait_settings_are_e009(settings, setting, value):
@@ -219,3 +238,8 @@ def test_a_malformed_redis_sentinels_is_refused_at_start(monkeypatch, value):
     monkeypatch.setenv("REDIS_SENTINELS", value)
     with pytest.raises(ImproperlyConfigured, match="host:port pairs"):
         env_addresses("REDIS_SENTINELS")
+
+
+def test_sentinel_kwargs_without_timeouts_replace_the_sockets_and_are_w001(settings):
+    sentinel_options(settings, SENTINEL_KWARGS={})
+    assert ids(settings) == ["redis_sessions.W001"] * 2
