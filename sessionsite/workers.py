@@ -27,6 +27,10 @@ class UvicornWorker(_UvicornWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # At SIGTERM uvicorn waits for every open connection before the
-        # lifespan's shutdown (which closes the Redis clients), and gunicorn
-        # kills the worker at graceful_timeout: stop waiting a second before.
-        self.config.timeout_graceful_shutdown = max(1, self.cfg.graceful_timeout - 1)
+        # lifespan's shutdown (which closes the Redis clients). gunicorn kills
+        # the worker at graceful_timeout, or at its heartbeat timeout, which
+        # a worker that waits no longer beats: stop waiting before either.
+        limits = [t for t in (self.cfg.graceful_timeout, self.cfg.timeout) if t > 0]
+        if limits:
+            bound = min(limits)
+            self.config.timeout_graceful_shutdown = max(bound - 1, bound / 2)

@@ -20,9 +20,13 @@ import pytest
 import redis
 import redis.asyncio
 from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.test import AsyncClient, Client
 
+# Imported here, not in a test: its django.setup() configures logging
+# again, which would drop the handler of a test's caplog.
+from sessionsite.asgi import application
 from sessionsite.redis_sessions import connection, keys
 from tests.conftest import PASSWORD
 
@@ -286,10 +290,6 @@ async def test_ending_one_other_session_runs_the_session_on_the_loop(user, trace
 
 
 async def test_the_lifespan_shutdown_closes_the_loops_redis_connections():
-    from asgiref.testing import ApplicationCommunicator
-
-    from sessionsite.asgi import application
-
     client = (await connection.get_async_connection()).client
     await client.ping()
     lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
@@ -393,3 +393,20 @@ async def test_an_outage_while_ending_the_others_leaves_the_password_as_it_was(
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     await user.arefresh_from_db()
     assert await sync_to_async(user.check_password)(PASSWORD)
+
+
+async def test_a_failed_close_at_shutdown_is_logged_and_reported(monkeypatch, caplog):
+    async def failing() -> int:
+        raise redis.ConnectionError("Timed out closing connection")
+
+    monkeypatch.setattr(connection, "close_async_connections", failing)
+    lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
+    await lifespan.send_input({"type": "lifespan.startup"})
+    await lifespan.receive_output()
+    await lifespan.send_input({"type": "lifespan.shutdown"})
+    assert await lifespan.receive_output() == {
+        "type": "lifespan.shutdown.failed",
+        "message": "Timed out closing connection",
+    }
+    monkeypatch.undo()  # before close_async_redis closes this loop's clients
+    assert "Closing the session store's clients failed." in caplog.text
