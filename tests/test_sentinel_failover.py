@@ -109,12 +109,21 @@ def test_a_killed_primary_fails_over_without_a_500_or_a_logout(
             visitors.append(Visitor(browser))
         acknowledged: list[Browser] = []
         login_answers: list[int] = []
+        # The cookies of sessions whose logout answered 302.
+        logged_out: list[dict[str, str]] = []
 
         def sign_in_again() -> None:
             status, browser = sign_in(site)
             login_answers.append(status)
-            if status == HTTPStatus.FOUND:
+            if status != HTTPStatus.FOUND:
+                return
+            if len(login_answers) % 2:
                 acknowledged.append(browser)
+                return
+            # Every other one signs out again at once.
+            cookies = dict(browser.cookies)
+            if browser.post("/logout/").status == HTTPStatus.FOUND:
+                logged_out.append(cookies)
 
         stop = threading.Event()
         threads = [until(stop, v.visit) for v in visitors]
@@ -126,6 +135,7 @@ def test_a_killed_primary_fails_over_without_a_500_or_a_logout(
             # a slow network would make them: what it acknowledges meanwhile
             # is on no replica, and the promoted one will not have it.
             unreachable = free_port()
+            cut_at = time.monotonic()
             for replica in sentinel_set.replicas:
                 replica.client().replicaof("127.0.0.1", unreachable)
             time.sleep(LAG)
@@ -170,6 +180,16 @@ def test_a_killed_primary_fails_over_without_a_500_or_a_logout(
             if b.get("/visits/", headers=JSON).json()["username"] != DEMO_USERNAME
         ]
         assert signed_out == []
+        # No acknowledged logout is undone.
+        signed_in_again = []
+        for cookies in logged_out:
+            browser = Browser(site.port, timeout=TIMEOUT)
+            browser.cookies.update(cookies)
+            response = browser.get("/visits/", headers=JSON)
+            if response.status == HTTPStatus.OK and response.json()["username"]:
+                signed_in_again.append(cookies)
+        assert logged_out
+        assert signed_in_again == []
         assert old.client().info("replication")["role"] == "slave"
         # A count that does not move past the one acknowledged before it
         # means the promoted replica lacked those increments.
@@ -180,6 +200,8 @@ def test_a_killed_primary_fails_over_without_a_500_or_a_logout(
         )
         if wait_for == "writes":
             assert lost == 0
+            # Proof that the cut happened: writes during it found no replica.
+            assert any(cut_at <= t < killed_at for t in unavailable)
         else:
             # Visits do not wait: those acknowledged during the lag are gone.
             # (Proof that the lag happened; the logins of the same moments
@@ -189,6 +211,7 @@ def test_a_killed_primary_fails_over_without_a_500_or_a_logout(
             f"\n{interface}, {wait_for} wait for a replica: "
             f"{len(answers)} visits, {len(unavailable)} answered 503, "
             f"503s ended {outage:.1f} s after the kill; "
-            f"{len(acknowledged)} of {len(login_answers)} logins acknowledged, "
-            f"all still signed in; {lost} acknowledged visits lost."
+            f"{len(login_answers)} logins, {len(acknowledged)} kept and all still "
+            f"signed in, {len(logged_out)} logged out and none signed in again; "
+            f"{lost} acknowledged visits lost."
         )
