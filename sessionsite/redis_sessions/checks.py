@@ -107,17 +107,11 @@ def _check_cache() -> list[CheckMessage]:
             )
         )
     for option in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"):
-        value = options.get(option)
-        if not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT:
-            messages.append(
-                Warning(
-                    f"CACHES[{alias!r}]['OPTIONS'][{option!r}] is {value!r}: a "
-                    "hung Redis would hang every request that uses a session.",
-                    hint=f"Set it to a number of seconds above 0 and at most "
-                    f"{MAX_TIMEOUT:g}, such as 0.5.",
-                    id="redis_sessions.W001",
-                )
-            )
+        messages += _timeout_warning(
+            options.get(option),
+            f"CACHES[{alias!r}]['OPTIONS'][{option!r}]",
+            "a hung Redis would hang every request that uses a session",
+        )
     return messages
 
 
@@ -222,17 +216,25 @@ def _check_sentinel(
             value = options.get(option.upper())
         else:
             value = sentinel_kwargs.get(option)
-        if not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT:
-            messages.append(
-                Warning(
-                    f"The sentinels' {option} in CACHES[{alias!r}] is {value!r}: "
-                    "a hung sentinel would hang every new Redis connection.",
-                    hint=f"Set OPTIONS['SENTINEL_KWARGS'][{option!r}] to a number "
-                    f"of seconds above 0 and at most {MAX_TIMEOUT:g}, such as 0.5.",
-                    id="redis_sessions.W001",
-                )
-            )
+        messages += _timeout_warning(
+            value,
+            f"CACHES[{alias!r}]['OPTIONS']['SENTINEL_KWARGS'][{option!r}]",
+            "a hung sentinel would hang every new Redis connection",
+        )
     return messages
+
+
+def _timeout_warning(value: object, name: str, risk: str) -> list[CheckMessage]:
+    if isinstance(value, (int, float)) and 0 < value <= MAX_TIMEOUT:
+        return []
+    return [
+        Warning(
+            f"{name} is {value!r}: {risk}.",
+            hint=f"Set it to a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT:g}, such as 0.5.",
+            id="redis_sessions.W001",
+        )
+    ]
 
 
 def _sentinel_location_problem(location: object) -> str | None:
