@@ -175,3 +175,16 @@ def test_deleting_an_anonymous_session_does_not_wait(replicated, round_trips):
     round_trips.clear()
     session.flush()
     assert round_trips == ["DEL"]
+
+
+def test_djangos_own_logout_waits_for_replicas(replicated, round_trips):
+    from sessionsite.redis_sessions.engine import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = "1"
+    session.save()
+    loaded = SessionStore(session.session_key)
+    assert loaded[SESSION_KEY] == "1"
+    round_trips.clear()
+    loaded.flush()  # what django.contrib.auth.logout() does
+    assert round_trips == ["DEL+WAIT"]
