@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -32,6 +33,8 @@ from sessionsite.twins import twin_of
 
 from . import services
 from .forms import LoginForm
+
+logger = logging.getLogger(__name__)
 
 LOGGED_OUT = "logged_out"
 CHANGE_NOTICE = "Your password was changed; your other sessions were signed out."
@@ -249,9 +252,27 @@ async def achange_password(request: HttpRequest) -> HttpResponseBase:
     form = view.get_form()
     if not await sync_to_async(form.is_valid)():
         return view.form_invalid(form)
-    await asyncio.shield(_achange_password(request, form))
+    change = asyncio.ensure_future(_achange_password(request, form))
+    _changing.add(change)  # asyncio keeps only a weak reference to a task
+    change.add_done_callback(_changing.discard)
+    try:
+        await asyncio.shield(change)
+    except asyncio.CancelledError:
+        # The client left, and Django cancelled the view; the change goes on
+        # (its old cookie then meets the moved mark, 400, for up to 30 s,
+        # and is signed out after that: the password did change).
+        change.add_done_callback(_log_if_failed)
+        raise
     messages.info(request, CHANGE_NOTICE)
     return HttpResponseRedirect(view.get_success_url())
+
+
+_changing: set[asyncio.Task[None]] = set()
+
+
+def _log_if_failed(change: asyncio.Task[None]) -> None:
+    if not change.cancelled() and (exc := change.exception()) is not None:
+        logger.error("A password change whose client left failed: %r", exc)
 
 
 async def _achange_password(request: HttpRequest, form: PasswordChangeForm) -> None:

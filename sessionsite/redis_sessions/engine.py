@@ -184,8 +184,8 @@ class SessionStore(SessionBase):
         self._stored: dict[str, bytes] | None = None
         # This request has already set the TTL (a save or an increment).
         self._ttl_fresh = False
-        # The moved mark that this request's cycle_key() left at the old key.
-        self._moved_mark_left: str | None = None
+        # The moved marks that this request's cycle_key() calls left.
+        self._moved_marks_left: list[str] = []
         # A cookie enters here: only a validly signed key is taken.
         super().__init__(keys.verify(session_key))
 
@@ -344,7 +344,7 @@ class SessionStore(SessionBase):
         self._finish_save(write, result)
 
     def _written(self, connection: Connection, write: _Write) -> int:
-        """Send a planned save; undo a sign-in that replicas left unconfirmed."""
+        """Send a planned save; undo what replicas left unconfirmed, if it can be."""
         try:
             return int(
                 connection.run(connection.save, write.keys, write.args, auth=write.auth)
@@ -354,7 +354,7 @@ class SessionStore(SessionBase):
                 pipe = connection.client.pipeline(transaction=False)
                 for command, *args in undo:
                     getattr(pipe, command)(*args)
-                pipe.execute()
+                pipe.execute(raise_on_error=False)
             raise
 
     async def _awritten(self, connection: AsyncConnection, write: _Write) -> int:
@@ -369,31 +369,34 @@ class SessionStore(SessionBase):
                 pipe = connection.client.pipeline(transaction=False)
                 for command, *args in undo:
                     getattr(pipe, command)(*args)
-                await pipe.execute()
+                await pipe.execute(raise_on_error=False)
             raise
 
     def _undo(self, write: _Write, reply: int) -> list[tuple[str, ...]]:
         """
-        Return the commands that delete what an unconfirmed sign-in made usable.
+        Return the commands that undo an unconfirmed write, where one can be.
 
-        The request answers 503 and the browser keeps its old cookie. Only a
-        key that this request made is deleted, never one a browser holds: a
-        session created here, or one this request's cycle_key() moved here
-        (with its index entry, and the moved mark it left, so that the old
-        cookie starts afresh instead of meeting 400). Nothing if the write
-        did not happen (the key was taken, or the session was gone) or was
-        no sign-in. Not waited for: a failover that loses these deletions
-        loses the write they undo as well.
+        The request answers 503 and the browser keeps its old cookie, so
+        nothing this request made may stay usable, and the old cookie must
+        not meet a moved mark (400). A sign-in is deleted: the session it
+        created or moved here, its index entry, and every moved mark this
+        request left, so that the old cookie starts afresh. A key change that
+        signs nobody in is renamed back, its mark deleted: the browser goes
+        on with its session. Any other unconfirmed write stays (the session
+        the browser holds). Nothing if the write did not happen (reply 0 or
+        -1). Best effort and not waited for: a failover that loses these
+        commands loses the write they undo as well.
         """
-        if not write.auth or reply != 1:
+        if reply != 1:
             return []
-        key, _, mark, *index = write.keys
-        if write.mode == "rotate":
-            marks = [mark]
-        elif write.mode == "create" or self._moved_mark_left is not None:
-            marks = [self._moved_mark_left] if self._moved_mark_left else []
-        else:
+        key, source, mark, *index = write.keys
+        if not write.auth:
+            if write.mode != "rotate":
+                return []
+            return [("rename", key, source), ("delete", mark)]
+        if write.mode == "update" and not self._moved_marks_left:
             return []
+        marks = [*self._moved_marks_left, *([mark] if write.mode == "rotate" else [])]
         self._state, self._stored = State.DELETED, {}
         assert self.session_key is not None
         return [
@@ -553,7 +556,7 @@ class SessionStore(SessionBase):
             self._state, self._stored = State.NEW, {}
             return True
         self._finish_save(write, result)
-        self._moved_mark_left = write.keys[2]
+        self._moved_marks_left.append(write.keys[2])
         return True
 
     # Counting

@@ -188,3 +188,37 @@ def test_djangos_own_logout_waits_for_replicas(replicated, round_trips):
     round_trips.clear()
     loaded.flush()  # what django.contrib.auth.logout() does
     assert round_trips == ["DEL+WAIT"]
+
+
+def test_an_unconfirmed_key_change_is_renamed_back(
+    client, user, redis_topology, settings
+):
+    client.get("/visits/")
+    unconfirmed(settings, redis_topology)
+    # login() changes the key first: under "writes" that waits, and fails.
+    assert log_in(client) == HTTPStatus.SERVICE_UNAVAILABLE
+    settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    response = client.get("/visits/", headers={"Accept": "application/json"})
+    assert response.json() == {"visits": 2, "username": None}
+
+
+def test_an_unconfirmed_sign_in_after_two_key_changes_leaves_no_mark(
+    redis_topology, settings
+):
+    from sessionsite.redis_sessions.engine import SessionStore
+
+    session = SessionStore()
+    session["a"] = 1
+    session.save()
+    first = session.session_key
+    session.cycle_key()
+    session.cycle_key()
+    session[SESSION_KEY] = "1"
+    settings.SESSION_REDIS_WAIT_REPLICAS = len(redis_topology.replicas) + 1
+    settings.SESSION_REDIS_WAIT_TIMEOUT = 0.05
+    with pytest.raises(SessionStoreUnavailable):
+        session.save()
+    settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    later = SessionStore(first)
+    assert later.load() == {}
+    assert not later.moved
