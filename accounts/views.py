@@ -28,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST, require_safe
+from django.views.generic.edit import FormView
 
 from sessionsite.twins import twin_of
 
@@ -93,14 +94,29 @@ async def asign_in(request: HttpRequest) -> HttpResponseBase:
     alog_in(), runs on the loop. Other methods touch no session.
     """
     view = SignInView()
-    view.setup(request)
-    if request.method != "POST":
-        return view.dispatch(request)
-    form = view.get_form()
-    if not await sync_to_async(form.is_valid)():
-        return view.form_invalid(form)
+    form, response = await _valid_post(view, request)
+    if response is not None:
+        return response
     await services.alog_in(request=request, user=form.get_user())
     return HttpResponseRedirect(view.get_success_url())
+
+
+async def _valid_post(
+    view: FormView[Any], request: HttpRequest
+) -> tuple[Any, HttpResponseBase | None]:
+    """
+    Return a form view's valid posted form, or the response to send instead.
+
+    Other methods are the view's own (they touch no session); the form's
+    check runs in one thread.
+    """
+    view.setup(request)
+    if request.method != "POST":
+        return None, view.dispatch(request)
+    form = view.get_form()
+    if not await sync_to_async(form.is_valid)():
+        return None, view.form_invalid(form)
+    return form, None
 
 
 @never_cache
@@ -246,12 +262,9 @@ async def achange_password(request: HttpRequest) -> HttpResponseBase:
     """
     request.user = await request.auser()
     view = ChangePasswordView()
-    view.setup(request)
-    if request.method != "POST":
-        return view.dispatch(request)
-    form = view.get_form()
-    if not await sync_to_async(form.is_valid)():
-        return view.form_invalid(form)
+    form, response = await _valid_post(view, request)
+    if response is not None:
+        return response
     change = asyncio.ensure_future(_achange_password(request, form))
     _changing.add(change)  # asyncio keeps only a weak reference to a task
     change.add_done_callback(_changing.discard)
