@@ -57,10 +57,18 @@ def _lua(name: str) -> str:
 # The scripts that write sessions start with the shared helpers.
 SAVE_LUA = _lua("common") + _lua("save")
 INCR_LUA = _lua("common") + _lua("incr")
+LEAVE_LUA = _lua("common") + _lua("leave")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
-SCRIPTS = (SAVE_LUA, INCR_LUA, LOAD_AND_DELETE_LUA, SESSIONS_OF_LUA, END_SESSIONS_LUA)
+SCRIPTS = (
+    SAVE_LUA,
+    INCR_LUA,
+    LEAVE_LUA,
+    LOAD_AND_DELETE_LUA,
+    SESSIONS_OF_LUA,
+    END_SESSIONS_LUA,
+)
 
 
 class NotReplicated(redis.RedisError):
@@ -143,6 +151,7 @@ class Connection:
     client: redis.Redis
     save: Script
     incr: Script
+    leave: Script
     load_and_delete: Script
     sessions_of: Script
     end_sessions: Script
@@ -190,6 +199,7 @@ class AsyncConnection:
     client: redis.asyncio.Redis
     save: AsyncScript
     incr: AsyncScript
+    leave: AsyncScript
     load_and_delete: AsyncScript
     sessions_of: AsyncScript
     end_sessions: AsyncScript
@@ -253,6 +263,7 @@ def get_connection() -> Connection:
         client=client,
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
+        leave=client.register_script(LEAVE_LUA),
         load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
         sessions_of=client.register_script(SESSIONS_OF_LUA),
         end_sessions=client.register_script(END_SESSIONS_LUA),
@@ -387,6 +398,7 @@ async def get_async_connection() -> AsyncConnection:
         client=client,
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
+        leave=client.register_script(LEAVE_LUA),
         load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
         sessions_of=client.register_script(SESSIONS_OF_LUA),
         end_sessions=client.register_script(END_SESSIONS_LUA),

@@ -13,9 +13,10 @@ cache entry's key function, see keys.py) as a hash:
 
 A save sends only the fields this request changed, in one Lua script that
 writes only if the session still exists, so concurrent requests keep each
-other's changes and a logout is never undone. ``cycle_key()`` renames the
-hash at once, in one round trip. The same scripts keep each logged-in
-user's index of sessions (users.py reads it).
+other's changes and a logout is never undone. The same scripts keep each
+logged-in user's index of sessions (users.py reads it), which shares a hash
+slot with the user's sessions (keys.py): a session that gains a user moves
+to a key tagged for that user, so that it works the same on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -162,6 +163,12 @@ def _incr_error(exc: redis.ResponseError, key: str) -> Exception:
     if "overflow" in str(exc):
         return ValueError(f"Session value {key!r} would overflow 64 bits.")
     return exc
+
+
+def _user_of(data: dict[str, Any]) -> str | None:
+    """Return the user a session names, as login() stores it (a string), or None."""
+    user = data.get(SESSION_KEY)
+    return user if isinstance(user, str) and user else None
 
 
 class SessionStore(SessionBase):
@@ -319,11 +326,16 @@ class SessionStore(SessionBase):
         data = self._get_session(no_load=must_create)
         if self.session_key is None:  # loading found the session gone
             return self.create()
+        connection = get_connection()
+        if (tag := self._tag_to_take(data)) is not None:
+            if (leave := self._leave_plan()) is not None:
+                with unavailable_on_error():
+                    self._left(connection, data, leave)
+            self._session_key = keys.new_session_key(tag)
         create = must_create or self._state is State.NEW
         write = self._plan_save(data, "create" if create else "update")
         if write is None:
             return
-        connection = get_connection()
         with unavailable_on_error():
             result = self._written(connection, write)
         self._finish_save(write, result)
@@ -334,14 +346,34 @@ class SessionStore(SessionBase):
         data = await self._aget_session(no_load=must_create)
         if self.session_key is None:  # loading found the session gone
             return await self.acreate()
+        connection = await get_async_connection()
+        if (tag := self._tag_to_take(data)) is not None:
+            if (leave := self._leave_plan()) is not None:
+                with unavailable_on_error():
+                    await self._aleft(connection, data, leave)
+            self._session_key = keys.new_session_key(tag)
         create = must_create or self._state is State.NEW
         write = self._plan_save(data, "create" if create else "update")
         if write is None:
             return
-        connection = await get_async_connection()
         with unavailable_on_error():
             result = await self._awritten(connection, write)
         self._finish_save(write, result)
+
+    def _tag_to_take(self, data: dict[str, Any]) -> str | None:
+        """
+        Return the tag of the user the session names, if its key lacks it.
+
+        A session that gains a user moves to a key tagged for that user
+        (keys.user_tag()), so that the user's index, in the same hash slot,
+        is kept in the same atomic step: a key this request made is simply
+        remade; a stored one is left (_leave_plan()) and created anew.
+        """
+        user = _user_of(data)
+        if user is None:
+            return None
+        tag = keys.user_tag(user)
+        return None if self.key_hash and self.key_hash.startswith(tag) else tag
 
     def _written(self, connection: Connection, write: _Write) -> int:
         """Send a planned save; undo what replicas left unconfirmed, if it can be."""
@@ -457,13 +489,15 @@ class SessionStore(SessionBase):
         Return the session's user and the scripts' arguments to index it.
 
         Django's login() stores the user's id as a string; a session with
-        anything else there is not indexed.
+        anything else there is not indexed, nor one whose key is not tagged
+        for its user (a save moves it first: _tag_to_take()).
         """
-        user = data.get(SESSION_KEY)
-        if not isinstance(user, str) or not user:
+        user = _user_of(data)
+        key_hash = self.key_hash
+        assert key_hash is not None
+        if user is None or not key_hash.startswith(keys.user_tag(user)):
             return None, [USER_FIELD, "", ""]
-        assert self.session_key is not None
-        return user, [USER_FIELD, encode(user), keys.key_hash(self.session_key)]
+        return user, [USER_FIELD, encode(user), key_hash]
 
     def _finish_save(self, write: _Write, result: int) -> None:
         if result == -1:
@@ -478,21 +512,30 @@ class SessionStore(SessionBase):
         """
         Give the session a new key, keeping its data.
 
-        A stored session is renamed at once, in one round trip: the old key
-        is gone when this returns, and a short-lived mark says it moved (so
-        that a parallel request that loads the old key leaves the browser's
-        cookie alone). If the session was gone already (deleted, or renamed
-        by a parallel request), an anonymous one goes on afresh under the new
-        key with this request's data, so a login form sent twice logs in
-        twice; a signed-in one raises UpdateError (400), so that a logout is
-        never undone and no second signed-in session is made.
+        The old key is gone when this returns, in one round trip, and a
+        short-lived mark says it moved (so that a parallel request that loads
+        the old key leaves the browser's cookie alone). A signed-in session
+        is renamed at once to a new key with its user's tag. Any other is
+        deleted and its data kept here, for the save that ends the request
+        to create under a new key: login() sets the user after this, and the
+        key takes the user's tag then (in another hash slot, which no rename
+        can reach on Redis Cluster).
+
+        If the session was gone already (deleted, or renamed by a parallel
+        request), an anonymous one goes on afresh under the new key with
+        this request's data, so a login form sent twice logs in twice; a
+        signed-in one raises UpdateError (400), so that a logout is never
+        undone and no second signed-in session is made.
         """
         data = self._get_session()
+        connection = get_connection()
+        if (leave := self._leave_plan(data)) is not None:
+            with unavailable_on_error():
+                self._left(connection, data, leave)
         previous = self.session_key
-        source = self._start_rotation()
+        source = self._start_rotation(data)
         if source is None:
             return
-        connection = get_connection()
         while True:
             write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
@@ -502,11 +545,14 @@ class SessionStore(SessionBase):
 
     async def acycle_key(self) -> None:
         data = await self._aget_session()
+        connection = await get_async_connection()
+        if (leave := self._leave_plan(data)) is not None:
+            with unavailable_on_error():
+                await self._aleft(connection, data, leave)
         previous = self.session_key
-        source = self._start_rotation()
+        source = self._start_rotation(data)
         if source is None:
             return
-        connection = await get_async_connection()
         while True:
             write = self._plan_rotation(data, source, previous)
             with unavailable_on_error():
@@ -514,11 +560,73 @@ class SessionStore(SessionBase):
             if self._finish_rotation(write, result, data):
                 return
 
-    def _start_rotation(self) -> str | None:
+    def _leave_plan(self, data: dict[str, Any] | None = None) -> _Write | None:
+        """
+        Plan leaving a stored session's key for one in another hash slot.
+
+        None if the session is not stored, or if it names a user and its key
+        carries that user's tag (cycle_key() renames it then). Given data,
+        the write of data is planned first, so that a value the session
+        cannot store is refused before the old key goes.
+        """
+        if self.session_key is None or self._state is not State.STORED:
+            return None
+        if data is not None:
+            user = _user_of(data)
+            key_hash = self.key_hash
+            assert key_hash is not None
+            if user is not None and key_hash.startswith(keys.user_tag(user)):
+                return None
+            self._plan_save(data, "create")
+        return _Write([self._redis_key(), self._moved_mark()], [], {})
+
+    def _left(
+        self, connection: Connection, data: dict[str, Any], write: _Write
+    ) -> None:
+        flat = connection.run(connection.leave, write.keys, write.args, auth=False)
+        self._after_leaving(write, _pairs(flat), data)
+
+    async def _aleft(
+        self, connection: AsyncConnection, data: dict[str, Any], write: _Write
+    ) -> None:
+        flat = await connection.run(
+            connection.leave, write.keys, write.args, auth=False
+        )
+        self._after_leaving(write, _pairs(flat), data)
+
+    def _after_leaving(
+        self, write: _Write, raw: dict[bytes, bytes], data: dict[str, Any]
+    ) -> None:
+        """
+        Take what leave.lua found: the session now waits for a save to create it.
+
+        What concurrent requests changed since this one loaded it is kept,
+        except where this request changed the same key.
+        """
+        if not raw and SESSION_KEY in data:
+            raise RotationInterrupted("The session was gone before its key changed.")
+        if raw:
+            self._moved_marks_left.append(write.keys[1])
+        decoded = _decode(raw)
+        if raw and decoded is not None and self._stored is not None:
+            now, loaded = decoded[0], self._stored
+            for name in {*now, *loaded}:
+                mine = encode(data[name]) if name in data else None
+                if mine != loaded.get(name):
+                    continue  # changed (or deleted) by this request
+                if name in now:
+                    data[name] = now[name]
+                else:
+                    data.pop(name, None)
+        self._state, self._stored = State.NEW, {}
+
+    def _start_rotation(self, data: dict[str, Any]) -> str | None:
         """Take a new key; return the key hash of the session to rename, if any."""
         stored = self.session_key is not None and self._state is State.STORED
         source = self.key_hash if stored else None
-        self._session_key = keys.new_session_key()
+        user = _user_of(data)
+        tag = None if user is None else keys.user_tag(user)
+        self._session_key = keys.new_session_key(tag)
         self.modified = True
         if source is None:
             self._state, self._stored = State.NEW, {}
@@ -540,8 +648,9 @@ class SessionStore(SessionBase):
         self, write: _Write, result: int, data: dict[str, Any]
     ) -> bool:
         """Apply a rotation's result; return False if it must be tried again."""
-        if result == -1:  # the new key is taken: 165 random bits made it so
-            self._session_key = keys.new_session_key()
+        if result == -1:  # the new key is taken: 150 random bits made it so
+            assert self.session_key is not None
+            self._session_key = keys.new_session_key(keys.tag_of(self.session_key))
             return False
         if result == 0:
             # Gone: deleted, or renamed by a parallel rotation. Only a signed-in

@@ -6,6 +6,12 @@ returns it, is ``<id>:<signature>``: 32 random characters from
 Redis never sees the ID itself, only its SHA-256 (in base64url), so key names in
 ``MONITOR``, ``SCAN``, a dump or a replica do not reveal a live cookie.
 
+The first three characters of an ID are its slot tag: random in an
+anonymous session, derived from the user's id in a signed-in one (see
+user_tag()). Every key of a session, and the index of its user, carries the
+tag as a Redis Cluster hash tag (``{abc}``), so that a user's sessions and
+their index share one hash slot and one script can change them together.
+
 Every Redis key name is made here, through the key function of the cache
 entry that sessions use (its ``KEY_PREFIX``, ``VERSION`` and
 ``KEY_FUNCTION`` apply), so that two sites configured apart never share a
@@ -32,11 +38,14 @@ from django.utils.crypto import constant_time_compare, get_random_string
 
 DEFAULT_PREFIX = "session"
 ID_LENGTH = 32
+TAG_LENGTH = 3
 SALT = "sessionsite.redis_sessions"
 # "<32 id chars>:<43 base64url chars of an HMAC-SHA256>"
 SESSION_KEY_LENGTH = ID_LENGTH + 1 + 43
 _GLOB = re.compile(r"[*?\[\]\\]")
 _SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
+# A key hash: the ID's tag, then the SHA-256 of the ID in base64url.
+_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
 
 
 def _signer() -> signing.Signer:
@@ -54,9 +63,38 @@ def is_well_formed(value: object) -> TypeIs[str]:
     )
 
 
-def new_session_key() -> str:
-    """Return a new random session ID signed with the current SECRET_KEY."""
-    return _signer().sign(get_random_string(ID_LENGTH, VALID_KEY_CHARS))
+def new_session_key(tag: str | None = None) -> str:
+    """
+    Return a new random session ID signed with the current SECRET_KEY.
+
+    tag (user_tag()) starts the ID; without it the whole ID is random.
+    """
+    if tag is None:
+        return _signer().sign(get_random_string(ID_LENGTH, VALID_KEY_CHARS))
+    random_part = get_random_string(ID_LENGTH - TAG_LENGTH, VALID_KEY_CHARS)
+    return _signer().sign(tag + random_part)
+
+
+def user_tag(user_id: str) -> str:
+    """
+    Return the slot tag of a user's sessions: three characters of [a-z0-9].
+
+    A hash of the user's id, without any secret, so that it never changes:
+    a cookie's first three characters then tell a hash of whose it is, which
+    the cookie, being the session itself, already gives away.
+    """
+    digest = int.from_bytes(hashlib.sha256(f"{SALT}:{user_id}".encode()).digest())
+    number = digest % len(VALID_KEY_CHARS) ** TAG_LENGTH
+    tag = ""
+    for _ in range(TAG_LENGTH):
+        number, index = divmod(number, len(VALID_KEY_CHARS))
+        tag += VALID_KEY_CHARS[index]
+    return tag
+
+
+def tag_of(session_key: str) -> str | None:
+    """Return the slot tag of a signed session key, or None for any other key."""
+    return session_key[:TAG_LENGTH] if is_well_formed(session_key) else None
 
 
 def verify(value: object) -> str | None:
@@ -83,16 +121,24 @@ def verify(value: object) -> str | None:
 
 def key_hash(session_key: str) -> str:
     """
-    Return the SHA-256 of a session key's ID, in base64url.
+    Return a session's name in Redis: its tag, and the SHA-256 of its ID.
 
     The ID of a signed key is the part before its signature, so that a key
     re-signed after a SECRET_KEY rotation names the same session; a key set
-    directly (``session._session_key = ...``) is taken whole.
+    directly (``session._session_key = ...``) is taken whole, and tagged
+    with the start of its hash.
     """
     session_id = session_key[:ID_LENGTH] if is_well_formed(session_key) else session_key
     digest = hashlib.sha256(session_id.encode()).digest()
     # base64url: the whole digest in 43 characters, where hex takes 64.
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    encoded = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    tag = tag_of(session_key) or user_tag(encoded)
+    return tag + encoded
+
+
+def is_key_hash(value: object) -> TypeIs[str]:
+    """Return True if value has the shape of a key hash."""
+    return isinstance(value, str) and _KEY_HASH_RE.fullmatch(value) is not None
 
 
 def key_prefix() -> str:
@@ -108,23 +154,30 @@ class KeyNames:
     make_key: Callable[[str], str]
     prefix: str
 
+    # Every name carries its slot tag in braces: a key hash's first
+    # TAG_LENGTH characters, or the user's tag.
+
     def session(self, key_hash: str) -> str:
-        return self.make_key(f"{self.prefix}:{key_hash}")
+        return self.make_key(f"{self.prefix}:{_tagged(key_hash)}")
 
     def index(self, user_id: str) -> str:
-        return self.make_key(f"{self.prefix}:user:{user_id}")
+        return self.make_key(f"{self.prefix}:user:{{{user_tag(user_id)}}}{user_id}")
 
     def ended(self, key_hash: str) -> str:
-        return self.make_key(f"{self.prefix}:ended:{key_hash}")
+        return self.make_key(f"{self.prefix}:ended:{_tagged(key_hash)}")
 
     def moved(self, key_hash: str) -> str:
-        return self.make_key(f"{self.prefix}:moved:{key_hash}")
+        return self.make_key(f"{self.prefix}:moved:{_tagged(key_hash)}")
 
     def sessions_pattern(self) -> str:
         """Return a SCAN pattern that matches every session (and more)."""
         # A key function that keeps the name at its end, as Django's does;
         # glob characters in the prefixes match only themselves.
         return _GLOB.sub(r"\\\g<0>", self.make_key(f"{self.prefix}:")) + "*"
+
+
+def _tagged(key_hash: str) -> str:
+    return f"{{{key_hash[:TAG_LENGTH]}}}{key_hash[TAG_LENGTH:]}"
 
 
 @functools.cache

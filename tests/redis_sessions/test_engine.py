@@ -14,10 +14,11 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.management import call_command
 from django.utils import timezone
+from redis.crc import key_slot
 
 from sessionsite.redis_sessions import keys
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import session_redis_key
+from tests.conftest import session_redis_key, user_index
 
 
 def stored(data: dict[str, object] | None = None) -> SessionStore:
@@ -168,6 +169,18 @@ def test_cycle_key_keeps_changes_another_request_made_meanwhile() -> None:
     assert dict(SessionStore(session.session_key).items()) == {"a": 1, "b": 2}
 
 
+def test_cycle_key_keeps_this_requests_change_over_a_concurrent_one() -> None:
+    session = loaded(stored({"a": 1, "b": 1, "c": 1}).session_key)
+    other = SessionStore(session.session_key)
+    other["a"], other["b"] = 2, 2
+    del other["c"]
+    other.save()
+    session["a"] = 3
+    session.cycle_key()
+    session.save()
+    assert dict(SessionStore(session.session_key).items()) == {"a": 3, "b": 2}
+
+
 def test_cycle_key_of_a_signed_in_session_deleted_meanwhile_raises() -> None:
     session = loaded(stored({SESSION_KEY: "1"}).session_key)
     SessionStore(session.session_key).delete()
@@ -191,7 +204,48 @@ def test_cycle_key_removes_the_old_key_before_it_returns() -> None:
     old_key = session.session_key
     session.cycle_key()
     assert not SessionStore().exists(old_key)
+    session.save()
     assert dict(SessionStore(session.session_key).items()) == {"a": 1}
+
+
+def test_cycle_key_renames_a_signed_in_session_before_it_returns() -> None:
+    session = loaded(stored({SESSION_KEY: "1"}).session_key)
+    old_key = session.session_key
+    session.cycle_key()
+    assert not SessionStore().exists(old_key)
+    assert dict(SessionStore(session.session_key).items()) == {SESSION_KEY: "1"}
+
+
+def test_a_signed_in_session_key_starts_with_its_users_tag() -> None:
+    session = SessionStore()
+    session[SESSION_KEY] = "42"
+    session.save()
+    assert session.session_key is not None
+    assert session.session_key.startswith(keys.user_tag("42"))
+
+
+def test_a_session_that_gains_a_user_moves_to_a_key_tagged_for_them() -> None:
+    session = loaded(stored({"a": 1}).session_key)
+    old_key = session.session_key
+    session[SESSION_KEY] = "42"
+    session.save()
+    assert session.session_key != old_key
+    assert session.session_key.startswith(keys.user_tag("42"))
+    assert not SessionStore().exists(old_key)
+    assert dict(SessionStore(session.session_key).items()) == {
+        "a": 1,
+        SESSION_KEY: "42",
+    }
+
+
+def test_a_user_and_their_index_share_a_hash_slot() -> None:
+    session = SessionStore()
+    session[SESSION_KEY] = "42"
+    session.save()
+    assert session.session_key is not None
+    assert key_slot(session_redis_key(session.session_key).encode()) == key_slot(
+        user_index("42").encode()
+    )
 
 
 def test_deleting_the_old_key_after_cycle_key_leaves_the_new_one() -> None:
@@ -276,7 +330,8 @@ def test_no_redis_key_or_value_contains_the_session_id(
     # The session, and the mark that says its previous key moved.
     assert session_redis_key(session.session_key).encode() in names
     assert len(names) == 2
-    assert any(name.endswith(b":session:" + digest.rstrip(b"=")) for name in names)
+    tagged = b"{" + session_id[: keys.TAG_LENGTH] + b"}" + digest.rstrip(b"=")
+    assert any(name.endswith(b":session:" + tagged) for name in names)
     assert not [name for name in names if session_id in name or old_id in name]
     assert all(
         session_id not in value

@@ -13,6 +13,10 @@
 -- pruned while its session lives, and is at most this many seconds late.
 local INDEX_SLACK = 60
 
+-- How long a mark that a session moved to a new key lives: longer than a
+-- request may run.
+local MOVED_MARK_SECONDS = 30
+
 -- Now, by Redis's clock, in whole seconds: the clock TTLs run on.
 local function clock()
   return tonumber(redis.call("TIME")[1])

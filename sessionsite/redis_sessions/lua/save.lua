@@ -27,7 +27,6 @@
 -- "rotate": a concurrent logout must not be undone) and -1 when KEYS[1] is
 -- already taken ("create", "rotate"). "m:created", which every session holds, is how a
 -- script tells that a session exists.
-local MOVED_MARK_SECONDS = 30  -- longer than a request may run
 local mode = ARGV[1]
 local now = clock()
 local rule, user = false, false

@@ -1,0 +1,15 @@
+-- Delete a session that goes on under a key in another hash slot (its new
+-- key is created by the save that follows), return what it held, and leave
+-- a mark that it moved, for the loads of its old key that come after
+-- (helpers: common.lua).
+--
+-- KEYS[1]  the session's hash
+-- KEYS[2]  the mark left for KEYS[1]
+--
+-- Returns the HGETALL of KEYS[1] before deletion, so that the new key keeps
+-- what concurrent requests wrote; empty when it no longer existed.
+if redis.call("TYPE", KEYS[1]).ok ~= "hash" then return {} end
+local data = redis.call("HGETALL", KEYS[1])
+redis.call("DEL", KEYS[1])
+redis.call("SET", KEYS[2], 1, "EX", MOVED_MARK_SECONDS)
+return data
