@@ -11,6 +11,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -228,6 +229,39 @@ if REDIS_SENTINELS:
         REDIS_SENTINELS,
         os.environ.get("REDIS_SENTINEL_PASSWORD") or None,
     )
+
+
+def in_cluster(entry: dict[str, Any], nodes: list[tuple[str, int]]) -> dict[str, Any]:
+    """
+    Return a django-redis cache entry that talks to a Redis Cluster.
+
+    nodes are the cluster's startup nodes (any of them answering is enough
+    to find the rest). The entry's LOCATION keeps its scheme, user and
+    password, which every node then uses; its host is replaced by the first
+    node's. Each process keeps up to max_connections to each node.
+    """
+    options = dict(entry["OPTIONS"])
+    options["CONNECTION_FACTORY"] = (
+        "sessionsite.redis_sessions.cluster.ClusterConnectionFactory"
+    )
+    options["CLUSTER_NODES"] = nodes
+    location = urlsplit(entry["LOCATION"] or "redis://")
+    credentials, _, _ = location.netloc.rpartition("@")
+    host, port = nodes[0]
+    netloc = f"{credentials}@" if credentials else ""
+    netloc += f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return {
+        **entry,
+        "LOCATION": urlunsplit((location.scheme, netloc, "/0", "", "")),
+        "OPTIONS": options,
+    }
+
+
+# On Redis Cluster: REDIS_CLUSTER_NODES lists some of its nodes, and
+# REDIS_URL's scheme and credentials apply to all, as in redis://:password@/0.
+REDIS_CLUSTER_NODES = env_addresses("REDIS_CLUSTER_NODES")
+if REDIS_CLUSTER_NODES:
+    CACHES["default"] = in_cluster(CACHES["default"], REDIS_CLUSTER_NODES)
 
 SESSION_ENGINE = "sessionsite.redis_sessions.engine"
 SESSION_CACHE_ALIAS = "default"

@@ -8,6 +8,8 @@ import pytest
 import pytest_asyncio
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import connections
@@ -118,7 +120,7 @@ def round_trips(
     async_pipeline = redis.asyncio.client.Pipeline.execute
 
     def record(command: str) -> None:
-        if not command.startswith("SENTINEL "):
+        if not command.startswith(("SENTINEL ", "CLUSTER ")):
             sent.append(command)
 
     def counting(self: redis.Redis, *args: Any, **options: Any) -> Any:
@@ -133,20 +135,47 @@ def round_trips(
     def queued(pipe: Any) -> str:
         return "+".join(str(c[0][0]).upper() for c in pipe.command_stack)
 
-    def counting_pipeline(self: redis.client.Pipeline, *args: Any) -> Any:
+    def counting_pipeline(self: redis.client.Pipeline, *args: Any, **kw: Any) -> Any:
         record(queued(self))
-        return sync_pipeline(self, *args)
+        return sync_pipeline(self, *args, **kw)
 
     async def acounting_pipeline(
-        self: redis.asyncio.client.Pipeline, *args: Any
+        self: redis.asyncio.client.Pipeline, *args: Any, **kw: Any
     ) -> Any:
         record(queued(self))
-        return await async_pipeline(self, *args)
+        return await async_pipeline(self, *args, **kw)
 
+    # On Redis Cluster: each command sent to a node, and each batch that
+    # the engine sends to one node.
+    def counting_in_cluster(self: Any, node: Any, *args: Any, **options: Any) -> Any:
+        if self is not redis_client:
+            record(str(args[0]).upper())
+        return cluster_execute(self, node, *args, **options)
+
+    async def acounting_on_node(self: Any, *args: Any, **options: Any) -> Any:
+        record(str(args[0]).upper())
+        return await node_execute(self, *args, **options)
+
+    async def acounting_node_pipeline(self: Any, commands: list[Any]) -> Any:
+        record("+".join(str(c.args[0]).upper() for c in commands))
+        return await node_pipeline(self, commands)
+
+    cluster_execute = redis.cluster.RedisCluster._execute_command
+    node_execute = redis.asyncio.cluster.ClusterNode.execute_command
+    node_pipeline = redis.asyncio.cluster.ClusterNode.execute_pipeline
     monkeypatch.setattr(redis.Redis, "execute_command", counting)
     monkeypatch.setattr(redis.asyncio.Redis, "execute_command", acounting)
     monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
     monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", acounting_pipeline)
+    monkeypatch.setattr(
+        redis.cluster.RedisCluster, "_execute_command", counting_in_cluster
+    )
+    monkeypatch.setattr(
+        redis.asyncio.cluster.ClusterNode, "execute_command", acounting_on_node
+    )
+    monkeypatch.setattr(
+        redis.asyncio.cluster.ClusterNode, "execute_pipeline", acounting_node_pipeline
+    )
     return sent
 
 

@@ -21,7 +21,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any, cast
 import redis
 import redis._parsers
 import redis.asyncio
+import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.sentinel
 from django.conf import settings
@@ -38,7 +39,12 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
 from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import PipelineCommand as AsyncPipelineCommand
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.backoff import NoBackoff
 from redis.client import Pipeline
+from redis.cluster import RedisCluster
 from redis.commands.core import AsyncScript, Script
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -141,14 +147,33 @@ def _replicated(results: list[Any], replicas: int) -> Any:
     return replies[0]
 
 
-Queue = Callable[[Any], object]
+# How many MOVED or ASK redirections a waited write follows before it
+# answers 503, as a slot that keeps moving is an outage of its own.
+REDIRECTIONS = 3
+
+
+def _redirection(
+    results: list[Any],
+) -> redis.exceptions.AskError | redis.exceptions.MovedError | None:
+    """Return the MOVED or ASK reply among a pipeline's results, if any."""
+    for result in results:
+        if isinstance(result, redis.exceptions.AskError | redis.exceptions.MovedError):
+            return result
+    return None
+
+
+def _unredirected(replicas: int) -> redis.exceptions.TryAgainError:
+    return redis.exceptions.TryAgainError(
+        f"The write's hash slot moved {REDIRECTIONS} times while it waited for "
+        f"{replicas} replica(s)."
+    )
 
 
 @dataclass(frozen=True)
 class Connection:
     """A sync client and the engine's scripts registered on it."""
 
-    client: redis.Redis
+    client: redis.Redis | RedisCluster
     save: Script
     incr: Script
     leave: Script
@@ -163,40 +188,74 @@ class Connection:
         replicas = replicas_to_wait_for(auth=auth)
         if not replicas:
             return script(keys=keys, args=args)
-        return self._waited(
-            replicas,
-            lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args),
-            script,
-        )
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        return self._waited(replicas, keys[0], command, script)
 
     def delete(self, key: str, *, auth: bool) -> None:
         """Delete key; wait for replicas if the settings ask it of this deletion."""
         if replicas := replicas_to_wait_for(auth=auth):
-            self._waited(replicas, lambda pipe: pipe.delete(key), None)
+            self._waited(replicas, key, ("DEL", key), None)
         else:
             self.client.delete(key)
 
-    def _waited(self, replicas: int, queue: Queue, script: Script | None) -> Any:
-        """Send the write and a WAIT in one round trip; see _replicated()."""
-        while True:
-            pipe: Pipeline = self.client.pipeline(transaction=False)
-            queue(pipe)
+    def _waited(
+        self, replicas: int, key: str, command: tuple[Any, ...], script: Script | None
+    ) -> Any:
+        """
+        Send the write and a WAIT on one connection, in one round trip.
+
+        WAIT counts the replicas that have this connection's writes, so on a
+        cluster both go to the primary of key's slot, following MOVED and
+        ASK as the cluster client would. See _replicated().
+        """
+        asking: tuple[str, int] | None = None
+        for _ in range(REDIRECTIONS + 1):
+            node = self._node(key, asking)
+            pipe: Pipeline = node.pipeline(transaction=False)
+            if asking:
+                pipe.execute_command("ASKING")  # type: ignore[no-untyped-call]
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             pipe.wait(replicas, _wait_timeout_ms())
             try:
-                return _replicated(pipe.execute(), replicas)
-            except redis.exceptions.NoScriptError:
+                results = pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if isinstance(self.client, RedisCluster):
+                    self.client.nodes_manager.initialize()
+                raise
+            if isinstance(results[-2], redis.exceptions.NoScriptError) and script:
                 # A fresh process, or a primary promoted by a failover.
-                if script is None:
-                    raise
-                self.client.script_load(script.script)
+                node.script_load(script.script)
                 script = None
+                continue
+            if moved := _redirection(results):
+                assert isinstance(self.client, RedisCluster)
+                self.client.nodes_manager.move_slot(moved)
+                asking = None
+                if isinstance(moved, redis.exceptions.AskError):
+                    asking = (moved.host, moved.port)
+                continue
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return _replicated(results[-2:], replicas)
+        raise _unredirected(replicas)
+
+    def _node(self, key: str, asking: tuple[str, int] | None) -> redis.Redis:
+        """Return the client of the server that holds key (or that ASK named)."""
+        if not isinstance(self.client, RedisCluster):
+            return self.client
+        if asking:
+            node = self.client.get_node(*asking)  # type: ignore[no-untyped-call]
+        else:
+            node = self.client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        return self.client.get_redis_connection(node)
 
 
 @dataclass(frozen=True)
 class AsyncConnection:
     """An async client and the engine's scripts registered on it."""
 
-    client: redis.asyncio.Redis
+    client: redis.asyncio.Redis | AsyncRedisCluster
     save: AsyncScript
     incr: AsyncScript
     leave: AsyncScript
@@ -215,32 +274,73 @@ class AsyncConnection:
         replicas = replicas_to_wait_for(auth=auth)
         if not replicas:
             return await script(keys=keys, args=args)
-        return await self._waited(
-            replicas,
-            lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args),
-            script,
-        )
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await self._waited(replicas, keys[0], command, script)
 
     async def delete(self, key: str, *, auth: bool) -> None:
         if replicas := replicas_to_wait_for(auth=auth):
-            await self._waited(replicas, lambda pipe: pipe.delete(key), None)
+            await self._waited(replicas, key, ("DEL", key), None)
         else:
             await self.client.delete(key)
 
     async def _waited(
-        self, replicas: int, queue: Queue, script: AsyncScript | None
+        self,
+        replicas: int,
+        key: str,
+        command: tuple[Any, ...],
+        script: AsyncScript | None,
     ) -> Any:
-        while True:
-            pipe: AsyncPipeline = self.client.pipeline(transaction=False)
-            queue(pipe)
-            pipe.wait(replicas, _wait_timeout_ms())
+        asking: tuple[str, int] | None = None
+        for _ in range(REDIRECTIONS + 1):
+            commands = [
+                *([("ASKING",)] if asking else []),
+                command,
+                ("WAIT", replicas, _wait_timeout_ms()),
+            ]
             try:
-                return _replicated(await pipe.execute(), replicas)
-            except redis.exceptions.NoScriptError:
-                if script is None:
-                    raise
-                await self.client.script_load(script.script)
+                results = await self._sent(key, asking, commands)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if isinstance(self.client, AsyncRedisCluster):
+                    await self.client.nodes_manager.initialize()
+                raise
+            if isinstance(results[-2], redis.exceptions.NoScriptError) and script:
+                await self._sent(key, asking, [("SCRIPT", "LOAD", script.script)])
                 script = None
+                continue
+            if moved := _redirection(results):
+                assert isinstance(self.client, AsyncRedisCluster)
+                await self.client.nodes_manager.move_slot(moved)
+                asking = None
+                if isinstance(moved, redis.exceptions.AskError):
+                    asking = (moved.host, moved.port)
+                continue
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return _replicated(results[-2:], replicas)
+        raise _unredirected(replicas)
+
+    async def _sent(
+        self, key: str, asking: tuple[str, int] | None, commands: list[tuple[Any, ...]]
+    ) -> list[Any]:
+        """Send commands on one connection to key's server; return their replies."""
+        if not isinstance(self.client, AsyncRedisCluster):
+            pipe: AsyncPipeline = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
+        if asking:
+            node = self.client.get_node(*asking)
+        else:
+            node = self.client.get_node_from_key(key)
+        if node is None:
+            raise redis.exceptions.TryAgainError(f"No node {asking} in the cluster.")
+        pipeline = [
+            AsyncPipelineCommand(position, *command)
+            for position, command in enumerate(commands)
+        ]
+        await node.execute_pipeline(pipeline)
+        return [command.result for command in pipeline]
 
 
 _connections: dict[str, Connection] = {}
@@ -358,6 +458,43 @@ def async_pool_for(pool: redis.ConnectionPool) -> redis.asyncio.ConnectionPool:
     )
 
 
+# What an asyncio RedisCluster takes of a sync one's node settings.
+_CLUSTER_OPTIONS = (
+    "username",
+    "password",
+    "client_name",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "max_connections",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+)
+
+
+def async_cluster_for(cluster: RedisCluster) -> AsyncRedisCluster:
+    """Return an asyncio RedisCluster with the nodes and settings of a sync one."""
+    kwargs = cluster.nodes_manager.connection_kwargs
+    options = {name: kwargs[name] for name in _CLUSTER_OPTIONS if name in kwargs}
+    connection_class = kwargs.get("connection_class", redis.Connection)
+    return AsyncRedisCluster(
+        startup_nodes=[
+            AsyncClusterNode(node.host, node.port)
+            for node in cluster.nodes_manager.startup_nodes.values()
+        ],
+        ssl=issubclass(connection_class, redis.SSLConnection),
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+        # As for the asyncio pool above.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        **options,
+    )
+
+
 def _async_sentinel_for(sentinel: redis.sentinel.Sentinel) -> AsyncSentinel:
     """Return an asyncio Sentinel that asks the same sentinels, the same way."""
     # Without the sync client's retry policy: AsyncSentinel sets its own.
@@ -374,7 +511,7 @@ async def _closed_at_shutdown(connection: AsyncConnection) -> AsyncIterator[None
     try:
         yield
     finally:
-        pool = connection.client.connection_pool
+        pool = getattr(connection.client, "connection_pool", None)
         try:
             await connection.client.aclose()
         finally:
@@ -391,9 +528,16 @@ async def get_async_connection() -> AsyncConnection:
         return per_alias[alias][0]
     except KeyError:
         pass
-    pool = async_pool_for(get_connection().client.connection_pool)
-    # from_pool: the client owns the pool, so closing it closes the connections.
-    client = redis.asyncio.Redis.from_pool(pool)
+    sync_client = get_connection().client
+    client: redis.asyncio.Redis | AsyncRedisCluster
+    if isinstance(sync_client, RedisCluster):
+        client = async_cluster_for(sync_client)
+    else:
+        # from_pool: the client owns the pool, so closing it closes the
+        # connections.
+        client = redis.asyncio.Redis.from_pool(
+            async_pool_for(sync_client.connection_pool)
+        )
     connection = AsyncConnection(
         client=client,
         save=client.register_script(SAVE_LUA),

@@ -1,0 +1,62 @@
+"""
+Redis Cluster through django-redis, which has no client for it.
+
+``ClusterConnectionFactory`` (set by ``sessionsite.settings.in_cluster()`` as
+the entry's ``CONNECTION_FACTORY``) makes django-redis's client a redis-py
+``RedisCluster``: every command goes to the primary of its key's hash slot,
+never to a replica, and ``MOVED``/``ASK`` redirections are followed. The
+entry's ``OPTIONS["CLUSTER_NODES"]`` lists startup nodes besides LOCATION's.
+
+A node that is down or hung fails the command at once (no retries), so that
+a request answers 503 within its timeouts; the slot map is read again on
+the next command, which finds the replica that a failover promoted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django_redis.pool import ConnectionFactory
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
+
+
+def no_retries() -> Retry:
+    """Return the retry policy of the engine's cluster clients: none."""
+    return Retry(NoBackoff(), 0)
+
+
+class ClusterConnectionFactory(ConnectionFactory):  # type: ignore[misc]
+    """Build a RedisCluster, once per LOCATION, instead of a Redis."""
+
+    # Process-wide, as django-redis keeps its pools: Django makes a cache
+    # client per thread, and each would otherwise map the cluster anew.
+    _clusters: ClassVar[dict[str, RedisCluster]] = {}
+
+    def connect(self, url: str) -> RedisCluster:
+        if url not in self._clusters:
+            self._clusters[url] = self._cluster(url)
+        return self._clusters[url]
+
+    def _cluster(self, url: str) -> RedisCluster:
+        params = self.make_connection_params(url)
+        names = ("username", "password", "socket_timeout", "socket_connect_timeout")
+        options = {name: params[name] for name in names if name in params}
+        nodes = [
+            ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in self.options["CLUSTER_NODES"]
+        ]
+        return RedisCluster(
+            url=url,
+            startup_nodes=nodes,
+            # Each node's pool: the entry's class (blocking, in the site) and
+            # its max_connections and timeout.
+            connection_pool_class=self.pool_cls,
+            **self.pool_cls_kwargs,
+            **options,
+            retry=no_retries(),
+        )
+
+    def disconnect(self, connection: Any) -> None:
+        connection.close()
