@@ -281,9 +281,10 @@ SESSION_MAX_PER_USER = env_int("SESSION_MAX_PER_USER", 0)
 # Writes that sign a user in or out (or, with "writes", every write) wait
 # until this many replicas have them, in the same round trip, and answer
 # 503 if they do not within the timeout (seconds): 0 waits for none. Behind
-# Sentinel one, so that a failover never loses a login or undoes a logout.
+# Sentinel and on a cluster one, so that a failover never loses a login or
+# undoes a logout.
 SESSION_REDIS_WAIT_REPLICAS = env_int(
-    "REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS else 0
+    "REDIS_WAIT_REPLICAS", 1 if REDIS_SENTINELS or REDIS_CLUSTER_NODES else 0
 )
 SESSION_REDIS_WAIT_FOR = os.environ.get("REDIS_WAIT_FOR", "logins")
 SESSION_REDIS_WAIT_TIMEOUT = env_float("REDIS_WAIT_TIMEOUT", 0.2)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -47,6 +47,14 @@ def user_index(user_id: object) -> str:
     from sessionsite.redis_sessions import keys
 
     return keys.names().index(str(user_id))
+
+
+def primaries(topology: Topology) -> list[redis.Redis]:
+    """Return a plain client of each primary: the one, or a cluster's three."""
+    servers = getattr(topology, "primaries", None)
+    if servers is None:
+        return [cast(redis.Redis, topology.client())]
+    return [server.client() for server in servers]
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +128,8 @@ def round_trips(
     async_pipeline = redis.asyncio.client.Pipeline.execute
 
     def record(command: str) -> None:
-        if not command.startswith(("SENTINEL ", "CLUSTER ")):
+        # A connection's questions about where things are: not the engine's.
+        if not command.startswith(("SENTINEL ", "CLUSTER ")) and command != "COMMAND":
             sent.append(command)
 
     def counting(self: redis.Redis, *args: Any, **options: Any) -> Any:
@@ -152,6 +161,11 @@ def round_trips(
             record(str(args[0]).upper())
         return cluster_execute(self, node, *args, **options)
 
+    def counting_cluster_pipeline(self: Any, stack: list[Any], *args: Any) -> Any:
+        if self._pipe.nodes_manager is not getattr(redis_client, "nodes_manager", 0):
+            record("+".join(str(c.args[0]).upper() for c in stack))
+        return cluster_pipeline(self, stack, *args)
+
     async def acounting_on_node(self: Any, *args: Any, **options: Any) -> Any:
         record(str(args[0]).upper())
         return await node_execute(self, *args, **options)
@@ -161,6 +175,7 @@ def round_trips(
         return await node_pipeline(self, commands)
 
     cluster_execute = redis.cluster.RedisCluster._execute_command
+    cluster_pipeline = redis.cluster.PipelineStrategy.send_cluster_commands
     node_execute = redis.asyncio.cluster.ClusterNode.execute_command
     node_pipeline = redis.asyncio.cluster.ClusterNode.execute_pipeline
     monkeypatch.setattr(redis.Redis, "execute_command", counting)
@@ -169,6 +184,11 @@ def round_trips(
     monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", acounting_pipeline)
     monkeypatch.setattr(
         redis.cluster.RedisCluster, "_execute_command", counting_in_cluster
+    )
+    monkeypatch.setattr(
+        redis.cluster.PipelineStrategy,
+        "send_cluster_commands",
+        counting_cluster_pipeline,
     )
     monkeypatch.setattr(
         redis.asyncio.cluster.ClusterNode, "execute_command", acounting_on_node

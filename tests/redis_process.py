@@ -23,10 +23,15 @@ def server_binary() -> str:
     return str(get_binary_path())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(*, below: int | None = None) -> int:
+    """Return a loopback port that is free now: one the system picks, below `below`."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if below is None or port < below:
+            return port
+    raise RuntimeError(f"The system offered no free port below {below}.")
 
 
 class RedisProcess:
@@ -42,13 +47,15 @@ class RedisProcess:
         extra_args: Sequence[str] = (),
         password: str | None = None,
         config: Path | None = None,
+        port: int | None = None,
     ) -> None:
+        """port: the one to listen on (a free one by default), kept across restarts."""
         self.data_dir = data_dir
         self.config = config
         self.binary = binary or server_binary()
         self.extra_args = [*extra_args]
         self.password = password
-        self.port = free_port()
+        self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None

@@ -39,7 +39,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 SECURE_SSL_REDIRECT = False
 # Collected, hashed static files exist only after collectstatic, which the
 # tests do not run; Django's test servers find the files in static/ instead.
-STATIC_ROOT = None
+STATIC_ROOT = None  # type: ignore[assignment]  # the site always has a Path
 STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

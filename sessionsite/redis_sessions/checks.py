@@ -10,8 +10,10 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 from redis.connection import FALSE_STRINGS
+from redis.crc import key_slot
 from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
+from . import keys
 from .keys import key_prefix
 
 ENGINE = "sessionsite.redis_sessions.engine"
@@ -23,6 +25,7 @@ REDIS_CLIENT = "redis.client.Redis"
 DJANGO_REDIS_CLIENT = "django_redis.client.DefaultClient"
 SENTINEL_FACTORY = "sessionsite.redis_sessions.sentinel.SentinelConnectionFactory"
 SENTINEL_POOL = "redis.sentinel.SentinelConnectionPool"
+CLUSTER_FACTORY = "sessionsite.redis_sessions.cluster.ClusterConnectionFactory"
 WAIT_FOR = ("logins", "writes")
 MAX_TIMEOUT = 2.0
 MIN_WAIT_TIMEOUT = 0.001
@@ -80,15 +83,16 @@ def _check_cache() -> list[CheckMessage]:
         # alone keeps every call on the primary, and django-redis's own can
         # lose sentinels during a failover (see sentinel.py).
         ("CLIENT_CLASS", (DJANGO_REDIS_CLIENT,)),
-        ("CONNECTION_FACTORY", (None, SENTINEL_FACTORY)),
+        ("CONNECTION_FACTORY", (None, SENTINEL_FACTORY, CLUSTER_FACTORY)),
     ):
         if options.get(option, allowed[0]) not in allowed:
             messages.append(
                 Error(
                     f"CACHES[{alias!r}]['OPTIONS'][{option!r}] is "
                     f"{options[option]!r}, which the session engine cannot use: "
-                    "its async client is built from a plain redis-py or "
-                    "Sentinel pool, and it reads only from the primary.",
+                    "its async client is built from a plain redis-py, "
+                    "Sentinel or Cluster client, and it reads only from "
+                    "primaries.",
                     hint=f"Remove {option} (behind Sentinel, set only "
                     f"CONNECTION_FACTORY to {SENTINEL_FACTORY!r}), or give "
                     "sessions a cache entry of their own (SESSION_CACHE_ALIAS).",
@@ -97,6 +101,11 @@ def _check_cache() -> list[CheckMessage]:
             )
     if _behind_sentinels(options):
         messages += _check_sentinel(alias, config, options)
+    if (
+        options.get("CONNECTION_FACTORY") == CLUSTER_FACTORY
+        or "CLUSTER_NODES" in options
+    ):
+        messages += _check_cluster(alias, config, options)
     if not config.get("KEY_PREFIX"):
         messages.append(
             Warning(
@@ -129,6 +138,59 @@ def _behind_sentinels(options: dict[str, Any]) -> bool:
         or "SENTINELS" in options
         or _is_sentinel_pool(options.get("CONNECTION_POOL_CLASS", ""))
     )
+
+
+def _check_cluster(
+    alias: str, config: dict[str, Any], options: dict[str, Any]
+) -> list[CheckMessage]:
+    nodes = options.get("CLUSTER_NODES")
+    problem, hint = None, ""
+    if options.get("CONNECTION_FACTORY") != CLUSTER_FACTORY:
+        problem = "its CONNECTION_FACTORY is not the engine's Cluster factory."
+        hint = f"Set OPTIONS['CONNECTION_FACTORY'] to {CLUSTER_FACTORY!r}."
+    elif (
+        not isinstance(nodes, (list, tuple))
+        or not nodes
+        or not all(_is_address(node) for node in nodes)
+    ):
+        problem = f"OPTIONS['CLUSTER_NODES'] is {nodes!r}."
+        hint = (
+            "List some of the cluster's nodes as (host, port) pairs (in this "
+            "project: set REDIS_CLUSTER_NODES=10.0.0.1:6379,10.0.0.2:6379)."
+        )
+    elif urlparse(str(config["LOCATION"])).path not in ("", "/", "/0"):
+        problem = "its LOCATION names a database other than 0, which a cluster lacks."
+        hint = "End LOCATION with /0, or with no database."
+    elif not _slots_shared():
+        problem = (
+            "its key names put a session and its user's index in different "
+            "hash slots: a prefix or KEY_FUNCTION with braces ({}) in it "
+            "overrides the engine's hash tags."
+        )
+        hint = "Remove the braces from KEY_PREFIX and SESSION_REDIS_KEY_PREFIX."
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"CACHES[{alias!r}] means to use Redis Cluster, but {problem}",
+            hint=hint,
+            id="redis_sessions.E010",
+        )
+    ]
+
+
+def _slots_shared() -> bool:
+    """Return whether a user's sessions share their index's slot, and only theirs."""
+    names = keys.names()
+    digest = "A" * 43
+
+    def slot(name: str) -> int:
+        return key_slot(name.encode())
+
+    index = slot(names.index("1"))
+    return slot(names.session(keys.user_tag("1") + digest)) == index and slot(
+        names.session("aaa" + digest)
+    ) != slot(names.session("zzz" + digest))
 
 
 def _sentinel_error(alias: str, problem: str, hint: str) -> Error:

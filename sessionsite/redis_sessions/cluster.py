@@ -35,9 +35,12 @@ class ClusterConnectionFactory(ConnectionFactory):  # type: ignore[misc]
     _clusters: ClassVar[dict[str, RedisCluster]] = {}
 
     def connect(self, url: str) -> RedisCluster:
-        if url not in self._clusters:
-            self._clusters[url] = self._cluster(url)
-        return self._clusters[url]
+        # Per URL and options: a cluster has one database, so entries that
+        # differ only in their options (a pool's size) differ in nothing else.
+        key = f"{url} {sorted(self.options.items())!r}"
+        if key not in self._clusters:
+            self._clusters[key] = self._cluster(url)
+        return self._clusters[key]
 
     def _cluster(self, url: str) -> RedisCluster:
         params = self.make_connection_params(url)

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -98,6 +98,8 @@ OUTAGES: tuple[type[Exception], ...] = (
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ClusterDownError,  # MasterDownError (MASTERDOWN) is one
     redis.exceptions.TryAgainError,
+    # A cluster's redirections (TRYAGAIN while a slot moves) ran out.
+    redis.exceptions.ClusterError,
     NotReplicated,
 )
 # Replies of a Redis that cannot serve now, which redis-py has no class for:
@@ -198,6 +200,23 @@ class Connection:
         else:
             self.client.delete(key)
 
+    def send_all(self, commands: Sequence[tuple[str, ...]]) -> None:
+        """
+        Send commands (method name, arguments), best effort: errors are ignored.
+
+        One pipeline, or on a cluster one command at a time, as a cluster's
+        pipeline refuses RENAME (and the commands may span slots).
+        """
+        if isinstance(self.client, RedisCluster):
+            for command, *args in commands:
+                with suppress(redis.RedisError):
+                    getattr(self.client, command)(*args)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for command, *args in commands:
+            getattr(pipe, command)(*args)
+        pipe.execute(raise_on_error=False)
+
     def _waited(
         self, replicas: int, key: str, command: tuple[Any, ...], script: Script | None
     ) -> Any:
@@ -282,6 +301,17 @@ class AsyncConnection:
             await self._waited(replicas, key, ("DEL", key), None)
         else:
             await self.client.delete(key)
+
+    async def send_all(self, commands: Sequence[tuple[str, ...]]) -> None:
+        if isinstance(self.client, AsyncRedisCluster):
+            for command, *args in commands:
+                with suppress(redis.RedisError):
+                    await getattr(self.client, command)(*args)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for command, *args in commands:
+            getattr(pipe, command)(*args)
+        await pipe.execute(raise_on_error=False)
 
     async def _waited(
         self,
@@ -553,6 +583,13 @@ async def get_async_connection() -> AsyncConnection:
     closer = _closed_at_shutdown(connection)
     await anext(closer)
     per_alias[alias] = (connection, closer)
+    if isinstance(client, AsyncRedisCluster):
+        # Mapped now, once the connection is shared (concurrent requests
+        # wait on redis-py's own lock): redis-py 8.1 sends the first command
+        # of an unmapped client to any node, which costs a MOVED and a
+        # second round trip.
+        with unavailable_on_error():
+            await client.initialize()
     return connection
 
 

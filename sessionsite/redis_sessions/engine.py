@@ -383,10 +383,7 @@ class SessionStore(SessionBase):
             )
         except NotReplicated as exc:
             if undo := self._undo(write, exc.reply):
-                pipe = connection.client.pipeline(transaction=False)
-                for command, *args in undo:
-                    getattr(pipe, command)(*args)
-                pipe.execute(raise_on_error=False)
+                connection.send_all(undo)
             raise
 
     async def _awritten(self, connection: AsyncConnection, write: _Write) -> int:
@@ -398,10 +395,7 @@ class SessionStore(SessionBase):
             )
         except NotReplicated as exc:
             if undo := self._undo(write, exc.reply):
-                pipe = connection.client.pipeline(transaction=False)
-                for command, *args in undo:
-                    getattr(pipe, command)(*args)
-                await pipe.execute(raise_on_error=False)
+                await connection.send_all(undo)
             raise
 
     def _undo(self, write: _Write, reply: int) -> list[tuple[str, ...]]:

@@ -59,6 +59,17 @@ async def _alisted(names: KeyNames, user_id: object) -> list[str]:
     return [member.decode() for member in cast(list[bytes], members)]
 
 
+def _theirs(user_id: object, members: Iterable[str]) -> list[str]:
+    """
+    Return the members that can name one of the user's sessions.
+
+    A session of the user carries the user's tag (keys.py): any other name
+    is none of theirs, and would be in another Redis Cluster hash slot.
+    """
+    tag = keys.user_tag(str(user_id))
+    return [m for m in members if keys.is_key_hash(m) and m.startswith(tag)]
+
+
 def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSession]:
     """
     Return the user's live sessions, soonest to expire first.
@@ -68,7 +79,7 @@ def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSess
     sessions it names (a script must be told every key it reads).
     """
     names = keys.names()
-    members = _listed(names, user_id)
+    members = _theirs(user_id, _listed(names, user_id))
     if not members:
         return []
     redis_keys, args = _sessions_of_call(names, user_id, fields, members)
@@ -81,7 +92,7 @@ async def asessions_of(
     user_id: object, *, fields: Sequence[str] = ()
 ) -> list[UserSession]:
     names = keys.names()
-    members = await _alisted(names, user_id)
+    members = _theirs(user_id, await _alisted(names, user_id))
     if not members:
         return []
     redis_keys, args = _sessions_of_call(names, user_id, fields, members)
@@ -135,10 +146,11 @@ def end_sessions(
     """
     names = keys.names()
     if only is not None:
-        members = list(only)
+        members = _theirs(user_id, only)
     else:
         kept = set(keep)
         members = [m for m in _listed(names, user_id) if m not in kept]
+        members = _theirs(user_id, members)
     if not members:
         return 0
     redis_keys, args = _end_sessions_call(names, user_id, members)
@@ -155,10 +167,11 @@ async def aend_sessions(
 ) -> int:
     names = keys.names()
     if only is not None:
-        members = list(only)
+        members = _theirs(user_id, only)
     else:
         kept = set(keep)
         members = [m for m in await _alisted(names, user_id) if m not in kept]
+        members = _theirs(user_id, members)
     if not members:
         return 0
     redis_keys, args = _end_sessions_call(names, user_id, members)

@@ -6,23 +6,27 @@ import pytest
 from django.test import override_settings
 
 from tests.redis_process import RedisProcess
-from tests.topologies import SentinelSet, Single, Topology
+from tests.topologies import ClusterSet, SentinelSet, Single, Topology
 
 
-@pytest.fixture(scope="session", params=["single", "sentinel"])
+@pytest.fixture(scope="session", params=["single", "sentinel", "cluster"])
 def redis_topology(
     request: pytest.FixtureRequest,
     redis_server: RedisProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Topology]:
-    """Run each of the engine's tests on one Redis, then behind Sentinel."""
+    """Run each of the engine's tests on one Redis, behind Sentinel, on a cluster."""
     if request.param == "single":
         yield Single(redis_server)
         return
-    sentinels = SentinelSet(tmp_path_factory.mktemp("sentinel"))
-    sentinels.start()
-    yield sentinels
-    sentinels.stop()
+    topology: SentinelSet | ClusterSet
+    if request.param == "sentinel":
+        topology = SentinelSet(tmp_path_factory.mktemp("sentinel"))
+    else:
+        topology = ClusterSet(tmp_path_factory.mktemp("cluster"))
+    topology.start()
+    yield topology
+    topology.stop()
 
 
 @pytest.fixture(scope="package", autouse=True)

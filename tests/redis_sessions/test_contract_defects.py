@@ -19,7 +19,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from sessionsite.redis_sessions import connection, keys, users
 from sessionsite.redis_sessions.engine import SessionStore
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
-from tests.conftest import session_redis_key, user_index
+from tests.conftest import primaries, session_redis_key, user_index
 
 
 def stored(data: dict[str, object]) -> SessionStore:
@@ -255,18 +255,21 @@ class TestWhatAHostileReviewFound:
         ids=["NOREPLICAS"],
     )
     def test_a_redis_that_refuses_writes_for_now_is_an_outage(
-        self, redis_client: redis.Redis, setting, value
+        self, redis_topology, setting, value
     ):
         key = stored({"a": 1}).session_key
         session = SessionStore(key)
         session["a"] = 2
-        before = redis_client.config_get(setting)[setting]
-        redis_client.config_set(setting, value)
+        servers = primaries(redis_topology)
+        before = servers[0].config_get(setting)[setting]
+        for server in servers:
+            server.config_set(setting, value)
         try:
             with pytest.raises(SessionStoreUnavailable):
                 session.save()
         finally:
-            redis_client.config_set(setting, before)
+            for server in servers:
+                server.config_set(setting, before)
 
     def test_index_scores_follow_redis_clock_not_the_app_servers(
         self, redis_client: redis.Redis, monkeypatch

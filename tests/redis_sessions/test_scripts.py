@@ -2,8 +2,9 @@
 Redis's scripting contract: a script touches only the keys it is given in KEYS.
 
 Redis requires it, and Redis Cluster refuses anything else. Checked on the
-server itself: MONITOR shows every command a script runs, and COMMAND GETKEYS
-says which of its arguments are keys.
+server itself (on a cluster, the primary of the one user's sessions):
+MONITOR shows every command a script runs, and COMMAND GETKEYS says which of
+its arguments are keys.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from django.contrib.auth import SESSION_KEY
 
 from sessionsite.redis_sessions import users
 from sessionsite.redis_sessions.engine import SessionStore
+from tests.conftest import user_index
+from tests.topologies import ClusterSet, Topology
 
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
@@ -118,9 +121,17 @@ def operations() -> list[object]:
     return [pytest.param(operation, id=operation.__name__) for operation in every]
 
 
+@pytest.fixture
+def server(redis_topology: Topology, redis_client: redis.Redis) -> redis.Redis:
+    """Return a client of the server that holds user 1's sessions."""
+    if isinstance(redis_topology, ClusterSet):
+        return redis_topology.node_for_key(user_index("1")).client()
+    return redis_client
+
+
 @pytest.mark.parametrize("operation", operations())
-def test_every_key_a_script_touches_is_declared(redis_client, operation):
-    with monitored(redis_client) as watcher:
+def test_every_key_a_script_touches_is_declared(server, operation):
+    with monitored(server) as watcher:
         commands = watcher.commands_of(operation)
     assert any(source == "lua" for *_, source in commands)
-    assert undeclared(redis_client, commands) == []
+    assert undeclared(server, commands) == []

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 
 from sessionsite.redis_sessions import connection
 from sessionsite.redis_sessions.engine import SessionStore
 from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
-from tests.conftest import caches_for, stored_key
+from tests.conftest import caches_for, session_redis_key, stored_key
 from tests.redis_process import RedisProcess, free_port
 
 pytestmark = pytest.mark.faults
@@ -86,9 +88,18 @@ def test_a_hung_redis_raises_once_the_socket_timeout_passes(doomed):
     assert isinstance(raised.value.__cause__, redis.TimeoutError)
 
 
+def pool_of(redis_key: str) -> redis.ConnectionPool:
+    """Return the sync client's pool of connections to the server of redis_key."""
+    client = connection.get_connection().client
+    if isinstance(client, RedisCluster):
+        return client.get_redis_connection(
+            client.get_node_from_key(redis_key)
+        ).connection_pool
+    return client.connection_pool
+
+
 def test_the_sync_client_has_short_timeouts_and_no_retries():
-    pool = connection.get_connection().client.connection_pool
-    made = pool.make_connection()
+    made = pool_of("any").make_connection()
     assert made.socket_timeout == 0.5
     assert made.socket_connect_timeout == 0.5
     assert made.retry.get_retries() == 0
@@ -97,8 +108,12 @@ def test_the_sync_client_has_short_timeouts_and_no_retries():
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("close_async_redis")
 async def test_the_async_client_has_short_timeouts_and_no_retries():
-    pool = (await connection.get_async_connection()).client.connection_pool
-    made = pool.make_connection()
+    client = (await connection.get_async_connection()).client
+    if isinstance(client, AsyncRedisCluster):
+        node = client.get_node_from_key("any")
+        made = node.connection_class(**node.connection_kwargs)
+    else:
+        made = client.connection_pool.make_connection()
     assert made.socket_timeout == 0.5
     assert made.socket_connect_timeout == 0.5
     assert made.retry.get_retries() == 0
@@ -125,7 +140,7 @@ async def test_async_load_from_a_hung_redis_raises_after_the_timeout(doomed):
 
 
 def fail_for_want_of_a_connection(key: str) -> None:
-    pool = connection.get_connection().client.connection_pool
+    pool = pool_of(session_redis_key(key))
     held = pool.get_connection()
     try:
         with pytest.raises(SessionStoreUnavailable):

@@ -7,7 +7,7 @@ import redis
 
 from sessionsite.redis_sessions import users
 from sessionsite.redis_sessions.engine import SessionStore
-from tests.conftest import session_redis_key, user_index
+from tests.conftest import session_redis_key, stored_key, user_index
 
 
 def signed_in(user_id: str, **data: object) -> SessionStore:
@@ -272,3 +272,9 @@ async def test_awas_ended_tells_an_ended_session_from_a_live_one():
     users.end_sessions("1", only=[ended.key_hash])
     assert await users.awas_ended(ended.session_key)
     assert not await users.awas_ended(kept.session_key)
+
+
+def test_count_sessions_counts_them_on_every_server():
+    for _ in range(30):
+        stored_key()
+    assert users.count_sessions() == 30

@@ -8,7 +8,7 @@ from redis.sentinel import SentinelManagedSSLConnection
 
 from sessionsite.redis_sessions import connection
 from sessionsite.redis_sessions.checks import SENTINEL_FACTORY, check_settings
-from sessionsite.settings import behind_sentinels, env_addresses
+from sessionsite.settings import behind_sentinels, env_addresses, in_cluster
 
 
 def ids(settings) -> list[str]:
@@ -243,3 +243,47 @@ def test_a_malformed_redis_sentinels_is_refused_at_start(monkeypatch, value):
 def test_sentinel_kwargs_without_timeouts_replace_the_sockets_and_are_w001(settings):
     sentinel_options(settings, SENTINEL_KWARGS={})
     assert ids(settings) == ["redis_sessions.W001"] * 2
+
+
+def cluster_options(settings, **options) -> None:
+    entry = in_cluster(settings.CACHES["default"], [("127.0.0.1", 7000)])
+    entry["OPTIONS"].update(options)
+    settings.CACHES = {"default": entry}
+
+
+def test_the_engines_cluster_settings_pass(settings):
+    cluster_options(settings)
+    assert ids(settings) == []
+
+
+def test_cluster_nodes_without_the_cluster_factory_are_e010(settings):
+    cluster_options(settings, CONNECTION_FACTORY=None)
+    assert ids(settings) == ["redis_sessions.E010"]
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [None, [], ["127.0.0.1:7000"], [("127.0.0.1", "7000")]],
+    ids=["missing", "empty", "a string", "a string port"],
+)
+def test_cluster_nodes_that_are_not_host_port_pairs_are_e010(settings, nodes):
+    cluster_options(settings, CLUSTER_NODES=nodes)
+    assert ids(settings) == ["redis_sessions.E010"]
+
+
+def test_a_cluster_location_with_another_database_is_e010(settings):
+    cluster_options(settings)
+    settings.CACHES["default"]["LOCATION"] = "redis://127.0.0.1:7000/1"
+    assert ids(settings) == ["redis_sessions.E010"]
+
+
+@pytest.mark.parametrize(
+    "setting", ["KEY_PREFIX", "SESSION_REDIS_KEY_PREFIX"], ids=["cache", "engine"]
+)
+def test_braces_in_a_key_prefix_on_a_cluster_are_e010(settings, setting):
+    cluster_options(settings)
+    if setting == "KEY_PREFIX":
+        settings.CACHES["default"]["KEY_PREFIX"] = "{site}"
+    else:
+        settings.SESSION_REDIS_KEY_PREFIX = "{s}"
+    assert ids(settings) == ["redis_sessions.E010"]
