@@ -238,9 +238,14 @@ def in_cluster(entry: dict[str, Any], nodes: list[tuple[str, int]]) -> dict[str,
     nodes are the cluster's startup nodes (any of them answering is enough
     to find the rest). The entry's LOCATION keeps its scheme, user and
     password, which every node then uses; its host is replaced by the first
-    node's. Each process keeps up to max_connections to each node.
+    node's. Each process keeps up to max_connections to each node, and
+    answers 503 at once past them (the cluster client's pool does not block).
     """
     options = dict(entry["OPTIONS"])
+    options.pop("CONNECTION_POOL_CLASS", None)
+    options["CONNECTION_POOL_KWARGS"] = {
+        "max_connections": options["CONNECTION_POOL_KWARGS"]["max_connections"]
+    }
     options["CONNECTION_FACTORY"] = (
         "sessionsite.redis_sessions.cluster.ClusterConnectionFactory"
     )

@@ -287,3 +287,8 @@ def test_braces_in_a_key_prefix_on_a_cluster_are_e010(settings, setting):
     else:
         settings.SESSION_REDIS_KEY_PREFIX = "{s}"
     assert ids(settings) == ["redis_sessions.E010"]
+
+
+def test_a_pool_class_on_a_cluster_is_e010(settings):
+    cluster_options(settings, CONNECTION_POOL_CLASS="redis.BlockingConnectionPool")
+    assert ids(settings) == ["redis_sessions.E010"]

@@ -158,6 +158,12 @@ def _check_cluster(
             "List some of the cluster's nodes as (host, port) pairs (in this "
             "project: set REDIS_CLUSTER_NODES=10.0.0.1:6379,10.0.0.2:6379)."
         )
+    elif "CONNECTION_POOL_CLASS" in options:
+        problem = (
+            "it sets a CONNECTION_POOL_CLASS: the engine's cluster client uses "
+            "redis-py's own pool on each node."
+        )
+        hint = "Remove OPTIONS['CONNECTION_POOL_CLASS']; keep CONNECTION_POOL_KWARGS."
     elif urlparse(str(config["LOCATION"])).path not in ("", "/", "/0"):
         problem = "its LOCATION names a database other than 0, which a cluster lacks."
         hint = "End LOCATION with /0, or with no database."

@@ -14,9 +14,11 @@ the next command, which finds the replica that a failover promoted.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from django_redis.pool import ConnectionFactory
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
@@ -53,13 +55,42 @@ class ClusterConnectionFactory(ConnectionFactory):  # type: ignore[misc]
         return RedisCluster(
             url=url,
             startup_nodes=nodes,
-            # Each node's pool: the entry's class (blocking, in the site) and
-            # its max_connections and timeout.
-            connection_pool_class=self.pool_cls,
+            # Each node's pool: redis-py's plain one, with the entry's
+            # max_connections (past it, a command fails at once). Not a
+            # blocking pool: redis-py 8.1's cluster client disconnects a
+            # node's idle connections while other threads take them from a
+            # blocking pool's queue (tests/test_cluster_failover.py).
             **self.pool_cls_kwargs,
             **options,
             retry=no_retries(),
+            # A MOVED reply moves its slot in the map, never more: redis-py
+            # would remap the whole cluster at every fifth (and its asyncio
+            # client would close every connection in use to do so).
+            reinitialize_steps=0,
         )
 
     def disconnect(self, connection: Any) -> None:
         connection.close()
+
+
+async def _disconnect_free_connections(self: AsyncClusterNode) -> None:
+    """
+    Disconnect a node's idle connections, out of other tasks' reach meanwhile.
+
+    redis-py 8.1's own disconnects a snapshot of the free list while other
+    tasks go on taking connections from it: a request then met its
+    connection closed under it mid-handshake, a TypeError from asyncio's
+    transport (a 500) where the node's failure was a ConnectionError (a
+    503). Seen under load when a primary died (tests/test_cluster_failover.py).
+    """
+    free = list(self._free)
+    self._free.clear()
+    try:
+        await asyncio.gather(
+            *(connection.disconnect() for connection in free), return_exceptions=True
+        )
+    finally:
+        self._free.extend(free)
+
+
+AsyncClusterNode.disconnect_free_connections = _disconnect_free_connections  # type: ignore[method-assign]

@@ -519,6 +519,7 @@ def async_cluster_for(cluster: RedisCluster) -> AsyncRedisCluster:
         ],
         ssl=issubclass(connection_class, redis.SSLConnection),
         retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+        reinitialize_steps=0,  # see cluster.py
         # As for the asyncio pool above.
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
         **options,
