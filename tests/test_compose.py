@@ -32,6 +32,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sessionsite.redis_sessions import keys
+from sessionsite.settings import CACHES, env_addresses, in_cluster
 from tests.docker_engine import docker, require_docker_compose, require_engine
 from tests.http_client import Browser
 from tests.redis_process import free_port
@@ -42,6 +43,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SENTINEL_FILE = ROOT / "docker-compose.sentinel.yml"
+CLUSTER_FILE = ROOT / "docker-compose.cluster.yml"
+# The cluster variant's nodes: the base file's redis is the first.
+CLUSTER_NODES = ("redis", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6")
 DEMO = ("demo", "a-demo-password-for-the-compose-test")
 JSON = {"Accept": "application/json"}
 # The production cookie name: debug is off in the container.
@@ -268,7 +272,9 @@ def test_the_compose_file_is_valid_with_its_required_variables(tmp_path):
 
 
 @pytest.mark.parametrize("missing", REQUIRED)
-@pytest.mark.parametrize("override", [None, SENTINEL_FILE], ids=["", "sentinel"])
+@pytest.mark.parametrize(
+    "override", [None, SENTINEL_FILE, CLUSTER_FILE], ids=["", "sentinel", "cluster"]
+)
 def test_compose_refuses_to_run_without(missing, override, tmp_path):
     values = {name: "x" for name in REQUIRED if name != missing}
     result = check_compose_file(write_env_file(tmp_path / ".env", values), override)
@@ -290,6 +296,212 @@ def test_the_sentinel_variant_points_the_site_at_three_sentinels(tmp_path):
     )
     assert "REDIS_URL: redis://:x@sessions/0\n" in rendered
     assert rendered.count("--replicaof redis 6379") == 2
+
+
+# What `docker-compose config` prints: a service, its lines up to the next
+# one; a double-quoted scalar (a script), with its escapes and its escaped
+# line breaks (PyYAML's at 80 columns).
+SERVICE = re.compile(r"^  ([\w.-]+):\n((?:    .*\n)*)", re.MULTILINE)
+QUOTED = re.compile(r'(?<=: |- )"((?:[^"\\]|\\.)*)"', re.DOTALL)
+ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", " ": " ", "/": "/"}
+
+
+def unquoted(text: str) -> str:
+    """Return text with each double-quoted scalar decoded (its quotes removed)."""
+
+    def decode(scalar: re.Match[str]) -> str:
+        return re.sub(
+            r"\\(\n *|.)",
+            lambda escape: "" if escape[1][0] == "\n" else ESCAPES[escape[1]],
+            scalar[1],
+        )
+
+    return QUOTED.sub(decode, text)
+
+
+def cluster_services(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """Render docker-compose.cluster.yml over docker-compose.yml, by service."""
+    values = dict.fromkeys(REQUIRED, "x") | settings
+    env_file = write_env_file(tmp_path / ".env", values)
+    result = check_compose_file(env_file, CLUSTER_FILE, "")
+    assert result.returncode == 0, result.stderr
+    services = re.search(r"^services:\n(.*?)^\S", result.stdout, re.S | re.M)
+    assert services, result.stdout
+    return {name: unquoted(lines) for name, lines in SERVICE.findall(services[1])}
+
+
+def test_the_cluster_variant_points_the_site_at_six_nodes(tmp_path):
+    env_file = write_env_file(tmp_path / ".env", dict.fromkeys(REQUIRED, "x"))
+    services = check_compose_file(env_file, CLUSTER_FILE, "--services")
+    assert services.returncode == 0, services.stderr
+    assert sorted(services.stdout.split()) == sorted(
+        ["db", "redis-cluster-create", "web", *CLUSTER_NODES]
+    )
+    web = cluster_services(tmp_path)["web"]
+    nodes = ",".join(f"{node}:6379" for node in CLUSTER_NODES)
+    assert f"      REDIS_CLUSTER_NODES: {nodes}\n" in web
+    # Only the scheme and the password: the hosts are the nodes.
+    assert "      REDIS_URL: redis://:x@/0\n" in web
+    assert "      REDIS_WAIT_REPLICAS: '1'\n" in web
+    # The site starts once the cluster is formed.
+    assert (
+        "      redis-cluster-create:\n"
+        "        condition: service_completed_successfully\n"
+    ) in web
+
+
+def test_the_site_reads_the_cluster_variants_nodes_and_url(tmp_path, monkeypatch):
+    web = cluster_services(tmp_path)["web"]
+    environment = dict(re.findall(r"^      (REDIS_\w+): (.*)$", web, re.MULTILINE))
+    monkeypatch.setenv("REDIS_CLUSTER_NODES", environment["REDIS_CLUSTER_NODES"])
+    nodes = env_addresses("REDIS_CLUSTER_NODES")
+    assert nodes == [(node, 6379) for node in CLUSTER_NODES]
+    entry = {**CACHES["default"], "LOCATION": environment["REDIS_URL"]}
+    assert in_cluster(entry, nodes)["LOCATION"] == "redis://:x@redis:6379/0"
+
+
+CLUSTER_FLAGS = (
+    "--dir /data --appendonly yes --appendfsync everysec",
+    '--requirepass "$$REDIS_PASSWORD" --masterauth "$$REDIS_PASSWORD"',
+    "--cluster-enabled yes --cluster-config-file nodes.conf",
+    "--cluster-require-full-coverage no",
+    "--cluster-node-timeout 5000",
+    "--cluster-preferred-endpoint-type hostname",
+)
+
+
+@pytest.mark.parametrize("node", CLUSTER_NODES)
+def test_every_cluster_node_runs_with_the_cluster_flags(node, tmp_path):
+    service = cluster_services(tmp_path)[node]
+    for flag in CLUSTER_FLAGS:
+        assert flag in service
+    # The name it announces, appended to the shared flags: its service's.
+    assert f"    command:\n    - --cluster-announce-hostname\n    - {node}\n" in service
+    assert '  "$$@"\n' in service
+    assert "      REDIS_PASSWORD: x\n" in service
+    assert 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli ping' in service
+    # nodes.conf on a volume of its own, not the single Redis's.
+    number = CLUSTER_NODES.index(node) + 1
+    assert f"    volumes:\n    - redis-cluster-{number}-data:/data:rw\n" in service
+
+
+def test_the_cluster_node_timeout_comes_from_the_env_file(tmp_path):
+    services = cluster_services(tmp_path, REDIS_CLUSTER_NODE_TIMEOUT_MS="2000")
+    for node in CLUSTER_NODES:
+        assert "--cluster-node-timeout 2000 " in services[node]
+
+
+def test_the_cluster_is_formed_once_all_six_nodes_are_healthy(tmp_path):
+    create = cluster_services(tmp_path)["redis-cluster-create"]
+    for node in CLUSTER_NODES:
+        assert f"      {node}:\n        condition: service_healthy\n" in create
+    # A one-shot service: never started again once it has exited.
+    assert "    restart: no\n" in create
+
+
+def shell_script(service: str, after: str, before: str) -> str:
+    """Return the script between two lines of a rendered service, as sh runs it."""
+    script = re.search(
+        f"^{re.escape(after)}(.*?)^{re.escape(before)}", service, re.S | re.M
+    )
+    assert script, service
+    # docker-compose passes $$ on as $.
+    return script[1].replace("$$", "$")
+
+
+def stub(directory: Path, name: str, body: str) -> None:
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    path.write_text(f"#!/bin/sh\n{body}")
+    path.chmod(0o755)
+
+
+# nodes.conf as Redis 7.0 writes it (redis, redis-3) and as 7.2 and later do
+# (redis-2), with the addresses the containers had before `down` and `up`.
+STALE_NODES_CONF = """\
+0000000000000000000000000000000000000001 172.18.0.7:6379@16379,redis myself,master - 0 0 1 connected 0-5460
+0000000000000000000000000000000000000002 172.18.0.5:6379@16379,redis-2,tls-port=0,shard-id=ab master - 0 1 2 connected 5461-10922
+0000000000000000000000000000000000000003 172.18.0.2:6379@16379,redis-3 slave 0000000000000000000000000000000000000001 0 1 1 connected
+vars currentEpoch 6 lastVoteEpoch 0
+"""  # noqa: E501
+
+
+def test_a_cluster_node_finds_the_others_at_their_new_addresses(tmp_path):
+    service = cluster_services(tmp_path)["redis-2"]
+    script = shell_script(service, "    - -c\n    - ", "    - sh\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "nodes.conf").write_text(STALE_NODES_CONF)
+    bin_directory = tmp_path / "bin"
+    # Docker's DNS: redis-3 is not running yet.
+    stub(bin_directory, "getent", (
+        'case "$2" in\n'
+        "  redis) echo '10.0.0.11       redis' ;;\n"
+        "  redis-2) echo '10.0.0.12       redis-2' ;;\n"
+        "  *) exit 2 ;;\n"
+        "esac\n"
+    ))  # fmt: skip
+    stub(bin_directory, "redis-server", f'printf "%s\\n" "$@" > {tmp_path}/args\n')
+    result = subprocess.run(
+        ["sh", "-c", script.replace("/data", str(data)), "sh",
+         "--cluster-announce-hostname", "redis-2"],
+        env={"PATH": f"{bin_directory}:{os.environ['PATH']}", "REDIS_PASSWORD": "pw"},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (data / "nodes.conf").read_text() == STALE_NODES_CONF.replace(
+        " 172.18.0.7:", " 10.0.0.11:"
+    ).replace(" 172.18.0.5:", " 10.0.0.12:")
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args[args.index("--requirepass") + 1] == "pw"
+    assert args[args.index("--masterauth") + 1] == "pw"
+    assert args[-2:] == ["--cluster-announce-hostname", "redis-2"]
+
+
+# What `cluster info` says, and whether redis-cluster-create then creates.
+NEW = "cluster_state:fail\r\ncluster_slots_assigned:0\r\n"
+FORMED = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"
+# After a restart, before the nodes have found each other again.
+RESTARTING = "cluster_state:fail\r\ncluster_slots_assigned:16384\r\n"
+# An error is no sign of a cluster: create, which then says what is wrong.
+ERROR = "NOAUTH Authentication required.\n"
+
+
+@pytest.mark.parametrize(
+    ("info", "creates"),
+    [(NEW, 1), (FORMED, 0), (RESTARTING, 0), (ERROR, 1)],
+    ids=["new", "formed", "restarting", "error"],
+)
+def test_the_cluster_is_created_only_when_no_node_has_slots(info, creates, tmp_path):
+    service = cluster_services(tmp_path)["redis-cluster-create"]
+    script = shell_script(service, "    command:\n    - ", "    depends_on:\n")
+    bin_directory = tmp_path / "bin"
+    # Each call logged; `cluster info` answers `info` until a create.
+    stub(bin_directory, "redis-cli", (
+        'echo "$*" >> calls\n'
+        'case "$*" in\n'
+        '  *"--cluster create"*) : > created ;;\n'
+        '  *"cluster info"*) test -e created && printf "cluster_state:ok\\r\\n" '
+        '|| printf "%s" "$INFO" ;;\n'
+        "esac\n"
+    ))  # fmt: skip
+    stub(bin_directory, "sleep", "")
+    result = subprocess.run(
+        ["sh", "-c", script],
+        env={"PATH": f"{bin_directory}:{os.environ['PATH']}", "REDIS_PASSWORD": "pw",
+             "INFO": info},
+        cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    create = [call for call in calls if "--cluster create" in call]
+    assert len(create) == creates
+    if create:
+        addresses = " ".join(f"{node}:6379" for node in CLUSTER_NODES)
+        assert (
+            create[0]
+            == f"--cluster create {addresses} --cluster-replicas 1 --cluster-yes"
+        )
 
 
 def test_all_three_services_become_healthy(stack):
