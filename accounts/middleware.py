@@ -11,10 +11,10 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 
+from redis_hash_sessions import users
+from redis_hash_sessions.exceptions import SessionStoreUnavailable
+from redis_hash_sessions.middleware import session_store_unavailable
 from sessionsite.on_the_loop import DualMode
-from sessionsite.redis_sessions import users
-from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
-from sessionsite.redis_sessions.middleware import session_store_unavailable
 
 from . import services
 

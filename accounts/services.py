@@ -18,9 +18,9 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
-from sessionsite.redis_sessions import keys, users
-from sessionsite.redis_sessions.engine import SessionStore
-from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
+from redis_hash_sessions import keys, users
+from redis_hash_sessions.engine import SessionStore
+from redis_hash_sessions.exceptions import SessionStoreUnavailable
 
 from .session_data import (
     DEVICE,

@@ -13,7 +13,7 @@ from bench.settings import *  # noqa: F403
 
 MIDDLEWARE = [
     "sessionsite.twins.TwinsMiddleware",
-    "sessionsite.redis_sessions.middleware.SessionMiddleware",
+    "redis_hash_sessions.middleware.SessionMiddleware",
     "sessionsite.on_the_loop.AuthenticationMiddleware",
 ]
 ROOT_URLCONF = "bench.asgi_urls"

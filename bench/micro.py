@@ -55,8 +55,8 @@ def main() -> None:
     os.environ["REDIS_URL"] = f"{server.connection_url}/0"
     django.setup()
 
-    from sessionsite.redis_sessions import connection, keys
-    from sessionsite.redis_sessions.engine import SessionStore
+    from redis_hash_sessions import connection, keys
+    from redis_hash_sessions.engine import SessionStore
 
     conn = connection.get_connection()
     client = conn.client

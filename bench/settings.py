@@ -14,19 +14,19 @@ from sessionsite.settings import *  # noqa: F403
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 ENGINES = {
     "ours": (
-        "sessionsite.redis_sessions.engine",
-        "sessionsite.redis_sessions.middleware.SessionMiddleware",
+        "redis_hash_sessions.engine",
+        "redis_hash_sessions.middleware.SessionMiddleware",
     ),
     # The same engine, its REDIS_URL a unix:// one (bench.run sets it).
     "ours, Redis on a Unix socket": (
-        "sessionsite.redis_sessions.engine",
-        "sessionsite.redis_sessions.middleware.SessionMiddleware",
+        "redis_hash_sessions.engine",
+        "redis_hash_sessions.middleware.SessionMiddleware",
     ),
     "django cache (django-redis)": (
         "django.contrib.sessions.backends.cache",
         DJANGO_MIDDLEWARE,
     ),
-    "django-redis-sessions": ("redis_sessions.session", DJANGO_MIDDLEWARE),
+    "django-redis-sessions": ("redis_hash_sessions.session", DJANGO_MIDDLEWARE),
     "django db": ("django.contrib.sessions.backends.db", DJANGO_MIDDLEWARE),
     "django signed_cookies": (
         "django.contrib.sessions.backends.signed_cookies",

@@ -13,12 +13,12 @@ from typing import Any
 
 from django.core.asgi import get_asgi_application
 
-from sessionsite.redis_sessions import connection
+from redis_hash_sessions import connection
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sessionsite.settings")
 
 django_application = get_asgi_application()
-logger = logging.getLogger("sessionsite.redis_sessions")
+logger = logging.getLogger("redis_hash_sessions")
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -7,8 +7,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from sessionsite.redis_sessions import connection as redis_connection
-from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
+from redis_hash_sessions import connection as redis_connection
+from redis_hash_sessions.exceptions import SessionStoreUnavailable
 
 
 @never_cache
@@ -34,7 +34,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 def _redis_answers() -> bool:
     try:
         with redis_connection.unavailable_on_error():
-            redis_connection.get_connection().client.ping()
+            redis_connection.get_connection().ping()
     except SessionStoreUnavailable:
         return False
     return True

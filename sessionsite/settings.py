@@ -11,12 +11,12 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
-from redis.sentinel import SentinelManagedSSLConnection
+
+from redis_hash_sessions.caches import behind_sentinels, in_cluster
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "sessionsite",
-    "sessionsite.redis_sessions",
+    "redis_hash_sessions",
     "axes",
     "accounts",
 ]
@@ -118,7 +118,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "sessionsite.static_files.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "sessionsite.redis_sessions.middleware.SessionMiddleware",
+    "redis_hash_sessions.middleware.SessionMiddleware",
     "sessionsite.on_the_loop.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "sessionsite.on_the_loop.AuthenticationMiddleware",
@@ -185,40 +185,6 @@ CACHES: dict[str, dict[str, Any]] = {
 }
 
 
-def behind_sentinels(
-    entry: dict[str, Any], sentinels: list[tuple[str, int]], password: str | None
-) -> dict[str, Any]:
-    """
-    Return a django-redis cache entry that finds its primary through sentinels.
-
-    The entry's LOCATION host is then the name the sentinels know the
-    primary by. Every read and write goes to the primary, never to a
-    replica. redis-py's Sentinel pool does not block: a process past its
-    max_connections answers 503 at once instead of waiting for one.
-    """
-    options = dict(entry["OPTIONS"])
-    options["CONNECTION_FACTORY"] = (
-        "sessionsite.redis_sessions.sentinel.SentinelConnectionFactory"
-    )
-    options["CONNECTION_POOL_CLASS"] = "redis.sentinel.SentinelConnectionPool"
-    options["CONNECTION_POOL_KWARGS"] = {
-        "max_connections": options["CONNECTION_POOL_KWARGS"]["max_connections"]
-    }
-    if entry["LOCATION"].startswith("rediss://"):
-        # redis-py's rediss:// alone would connect with TLS, but straight to
-        # LOCATION's host, without asking the sentinels.
-        options["CONNECTION_POOL_KWARGS"]["connection_class"] = (
-            SentinelManagedSSLConnection
-        )
-    options["SENTINELS"] = sentinels
-    options["SENTINEL_KWARGS"] = {
-        "socket_connect_timeout": options["SOCKET_CONNECT_TIMEOUT"],
-        "socket_timeout": options["SOCKET_TIMEOUT"],
-        "password": password,
-    }
-    return {**entry, "OPTIONS": options}
-
-
 # Behind Redis Sentinel: REDIS_SENTINELS lists the sentinels, and REDIS_URL's
 # host is the name they watch the primary under ("sentinel monitor NAME"),
 # as in redis://:password@mymaster/0.
@@ -231,44 +197,13 @@ if REDIS_SENTINELS:
     )
 
 
-def in_cluster(entry: dict[str, Any], nodes: list[tuple[str, int]]) -> dict[str, Any]:
-    """
-    Return a django-redis cache entry that talks to a Redis Cluster.
-
-    nodes are the cluster's startup nodes (any of them answering is enough
-    to find the rest). The entry's LOCATION keeps its scheme, user and
-    password, which every node then uses; its host is replaced by the first
-    node's. Each process keeps up to max_connections to each node, and
-    answers 503 at once past them (the cluster client's pool does not block).
-    """
-    options = dict(entry["OPTIONS"])
-    options.pop("CONNECTION_POOL_CLASS", None)
-    options["CONNECTION_POOL_KWARGS"] = {
-        "max_connections": options["CONNECTION_POOL_KWARGS"]["max_connections"]
-    }
-    options["CONNECTION_FACTORY"] = (
-        "sessionsite.redis_sessions.cluster.ClusterConnectionFactory"
-    )
-    options["CLUSTER_NODES"] = nodes
-    location = urlsplit(entry["LOCATION"] or "redis://")
-    credentials, _, _ = location.netloc.rpartition("@")
-    host, port = nodes[0]
-    netloc = f"{credentials}@" if credentials else ""
-    netloc += f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return {
-        **entry,
-        "LOCATION": urlunsplit((location.scheme, netloc, "/0", "", "")),
-        "OPTIONS": options,
-    }
-
-
 # On Redis Cluster: REDIS_CLUSTER_NODES lists some of its nodes, and
 # REDIS_URL's scheme and credentials apply to all, as in redis://:password@/0.
 REDIS_CLUSTER_NODES = env_addresses("REDIS_CLUSTER_NODES")
 if REDIS_CLUSTER_NODES:
     CACHES["default"] = in_cluster(CACHES["default"], REDIS_CLUSTER_NODES)
 
-SESSION_ENGINE = "sessionsite.redis_sessions.engine"
+SESSION_ENGINE = "redis_hash_sessions.engine"
 SESSION_CACHE_ALIAS = "default"
 SESSION_REDIS_KEY_PREFIX = os.environ.get("SESSION_REDIS_KEY_PREFIX", "session")
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 30 * 60)
@@ -424,6 +359,7 @@ LOGGING = {
         # only) printed every django.* line a second time, beside the root's.
         "django": {"handlers": [], "level": "INFO"},
         "sessionsite": {"level": "INFO"},
+        "redis_hash_sessions": {"level": "INFO"},
         "accounts": {"level": "INFO"},
         "axes": {"level": "WARNING"},
     },

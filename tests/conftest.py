@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import override_settings
 
-from sessionsite.redis_sessions import connection
+from redis_hash_sessions import connection
 
 from .redis_process import RedisProcess
 from .topologies import Single, Topology
@@ -26,7 +26,7 @@ PASSWORD = "correct horse battery staple"
 
 def stored_key(**data: object) -> str:
     """Save a new session holding data (visits=1 by default); return its key."""
-    from sessionsite.redis_sessions.engine import SessionStore
+    from redis_hash_sessions.engine import SessionStore
 
     session = SessionStore()
     session.update(data or {"visits": 1})
@@ -37,14 +37,14 @@ def stored_key(**data: object) -> str:
 
 def session_redis_key(session_key: str) -> str:
     """Return the Redis key of a session, as the engine names it."""
-    from sessionsite.redis_sessions import keys
+    from redis_hash_sessions import keys
 
     return keys.names().session(keys.key_hash(session_key))
 
 
 def user_index(user_id: object) -> str:
     """Return the Redis key of a user's index of sessions."""
-    from sessionsite.redis_sessions import keys
+    from redis_hash_sessions import keys
 
     return keys.names().index(str(user_id))
 

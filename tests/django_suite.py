@@ -21,9 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MEMBER = "tests/sessions_tests/"
 
 
-def django_tests_dir() -> Path:
-    """Return the directory that holds Django's ``sessions_tests`` package."""
-    version = django.__version__
+def django_tests_dir(version: str = django.__version__) -> Path:
+    """Return the directory that holds ``sessions_tests`` of a Django version."""
     target = ROOT / ".cache" / f"django-{version}-tests"
     if (target / "sessions_tests" / "tests.py").exists():
         return target

@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key")
 from sessionsite.settings import *  # noqa: F403
 from tests.django_suite import django_tests_dir
 
-# Django's own session tests (tests/redis_sessions/test_django_contract.py)
+# Django's own session tests (tests/redis_hash_sessions/test_django_contract.py)
 # import a model from their package, which must be an installed app.
 sys.path.append(str(django_tests_dir()))
 INSTALLED_APPS = [*INSTALLED_APPS, "sessions_tests"]  # noqa: F405

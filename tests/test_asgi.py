@@ -24,10 +24,11 @@ from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.test import AsyncClient, Client
 
+from redis_hash_sessions import connection, keys
+
 # Imported here, not in a test: its django.setup() configures logging
 # again, which would drop the handler of a test's caplog.
 from sessionsite.asgi import application
-from sessionsite.redis_sessions import connection, keys
 from tests.conftest import PASSWORD
 
 pytestmark = [

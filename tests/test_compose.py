@@ -31,8 +31,9 @@ from django.test import override_settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sessionsite.redis_sessions import keys
-from sessionsite.settings import CACHES, env_addresses, in_cluster
+from redis_hash_sessions import keys
+from redis_hash_sessions.caches import in_cluster
+from sessionsite.settings import CACHES, env_addresses
 from tests.docker_engine import docker, require_docker_compose, require_engine
 from tests.http_client import Browser
 from tests.redis_process import free_port

@@ -11,7 +11,7 @@ from tests.site_process import ROOT
 SCRIPT = """
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions.engine import SessionStore
 session = SessionStore()
 session["visits"] = 1
 session.save()

@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from redis.sentinel import SentinelManagedSSLConnection
 
-from sessionsite.redis_sessions import connection
-from sessionsite.redis_sessions.checks import SENTINEL_FACTORY, check_settings
-from sessionsite.settings import behind_sentinels, env_addresses, in_cluster
+from redis_hash_sessions import connection
+from redis_hash_sessions.caches import behind_sentinels, in_cluster
+from redis_hash_sessions.checks import SENTINEL_FACTORY, check_settings
+from sessionsite.settings import env_addresses
 
 
 def ids(settings) -> list[str]:
@@ -27,34 +28,34 @@ def test_another_session_engine_is_not_checked(settings):
 
 def test_a_missing_cache_alias_is_e001(settings):
     settings.SESSION_CACHE_ALIAS = "sessions"
-    assert ids(settings) == ["redis_sessions.E001"]
+    assert ids(settings) == ["redis_hash_sessions.E001"]
 
 
 def test_a_cache_that_is_not_django_redis_is_e002(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     }
-    assert ids(settings) == ["redis_sessions.E002"]
+    assert ids(settings) == ["redis_hash_sessions.E002"]
 
 
 def test_a_cache_without_location_is_e003(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": ""}
     }
-    assert ids(settings) == ["redis_sessions.E003"]
+    assert ids(settings) == ["redis_hash_sessions.E003"]
 
 
 def test_djangos_own_session_middleware_is_e004(settings):
     settings.MIDDLEWARE = [
         "django.contrib.sessions.middleware.SessionMiddleware",
-        *[m for m in settings.MIDDLEWARE if "redis_sessions" not in m],
+        *[m for m in settings.MIDDLEWARE if "redis_hash_sessions" not in m],
     ]
-    assert ids(settings) == ["redis_sessions.E004"]
+    assert ids(settings) == ["redis_hash_sessions.E004"]
 
 
 def test_an_empty_key_prefix_is_e005(settings):
     settings.SESSION_REDIS_KEY_PREFIX = ""
-    assert ids(settings) == ["redis_sessions.E005"]
+    assert ids(settings) == ["redis_hash_sessions.E005"]
 
 
 def test_missing_or_long_timeouts_are_w001(settings):
@@ -66,19 +67,19 @@ def test_missing_or_long_timeouts_are_w001(settings):
             "OPTIONS": {"SOCKET_TIMEOUT": 5},
         }
     }
-    assert ids(settings) == ["redis_sessions.W001", "redis_sessions.W001"]
+    assert ids(settings) == ["redis_hash_sessions.W001", "redis_hash_sessions.W001"]
 
 
 def test_a_serializer_other_than_json_is_e006(settings):
     settings.SESSION_SERIALIZER = "myapp.serializers.PickleSerializer"
-    assert ids(settings) == ["redis_sessions.E006"]
+    assert ids(settings) == ["redis_hash_sessions.E006"]
 
 
 def test_a_custom_redis_client_class_is_e007(settings):
     default = settings.CACHES["default"]
     options = {**default["OPTIONS"], "REDIS_CLIENT_CLASS": "myapp.TracingRedis"}
     settings.CACHES = {"default": {**default, "OPTIONS": options}}
-    assert ids(settings) == ["redis_sessions.E007"]
+    assert ids(settings) == ["redis_hash_sessions.E007"]
 
 
 def test_django_redis_sentinel_client_is_e007(settings):
@@ -86,13 +87,13 @@ def test_django_redis_sentinel_client_is_e007(settings):
     client = "django_redis.client.SentinelClient"
     options = {**default["OPTIONS"], "CLIENT_CLASS": client}
     settings.CACHES = {"default": {**default, "OPTIONS": options}}
-    assert ids(settings) == ["redis_sessions.E007"]
+    assert ids(settings) == ["redis_hash_sessions.E007"]
 
 
 def test_a_cache_without_key_prefix_is_w002(settings):
     default = settings.CACHES["default"]
     settings.CACHES = {"default": {**default, "KEY_PREFIX": ""}}
-    assert ids(settings) == ["redis_sessions.W002"]
+    assert ids(settings) == ["redis_hash_sessions.W002"]
 
 
 def sentinel_options(settings, **options) -> None:
@@ -119,7 +120,7 @@ def test_the_engines_sentinel_connection_factory_passes(settings):
 def test_django_redis_own_sentinel_connection_factory_is_e007(settings):
     factory = "django_redis.pool.SentinelConnectionFactory"
     sentinel_options(settings, CONNECTION_FACTORY=factory)
-    assert ids(settings) == ["redis_sessions.E007", "redis_sessions.E008"]
+    assert ids(settings) == ["redis_hash_sessions.E007", "redis_hash_sessions.E008"]
 
 
 def test_sentinels_without_the_sentinel_factory_are_e008(settings):
@@ -127,7 +128,7 @@ def test_sentinels_without_the_sentinel_factory_are_e008(settings):
     options = {**default["OPTIONS"], "SENTINELS": [("127.0.0.1", 26379)]}
     options.pop("CONNECTION_FACTORY", None)
     settings.CACHES = {"default": {**default, "OPTIONS": options}}
-    assert "redis_sessions.E008" in ids(settings)
+    assert "redis_hash_sessions.E008" in ids(settings)
 
 
 @pytest.mark.parametrize(
@@ -156,13 +157,13 @@ def test_sentinels_without_the_sentinel_factory_are_e008(settings):
 def test_a_sentinel_location_that_is_not_one_primary_is_e008(settings, location):
     sentinel_options(settings)
     settings.CACHES["default"]["LOCATION"] = location
-    assert ids(settings) == ["redis_sessions.E008"]
+    assert ids(settings) == ["redis_hash_sessions.E008"]
 
 
 def test_tls_behind_sentinel_without_its_connection_class_is_e008(settings):
     sentinel_options(settings)
     settings.CACHES["default"]["LOCATION"] = "rediss://sessions/0"
-    assert ids(settings) == ["redis_sessions.E008"]
+    assert ids(settings) == ["redis_hash_sessions.E008"]
 
 
 def test_behind_sentinels_keeps_tls_on_the_sentinel_managed_connection(settings):
@@ -180,7 +181,7 @@ def test_sentinels_without_timeouts_are_w001(settings):
         k: v for k, v in default["OPTIONS"].items() if not k.startswith("SOCKET_")
     }
     settings.CACHES = {"default": {**default, "OPTIONS": options}}
-    assert ids(settings) == ["redis_sessions.W001"] * 4
+    assert ids(settings) == ["redis_hash_sessions.W001"] * 4
 
 
 @pytest.mark.parametrize(
@@ -190,12 +191,12 @@ def test_sentinels_without_timeouts_are_w001(settings):
 )
 def test_sentinels_that_are_not_host_port_pairs_are_e008(settings, sentinels):
     sentinel_options(settings, SENTINELS=sentinels)
-    assert ids(settings) == ["redis_sessions.E008"]
+    assert ids(settings) == ["redis_hash_sessions.E008"]
 
 
 def test_a_pool_that_cannot_ask_the_sentinels_is_e008(settings):
     sentinel_options(settings, CONNECTION_POOL_CLASS="redis.BlockingConnectionPool")
-    assert ids(settings) == ["redis_sessions.E008"]
+    assert ids(settings) == ["redis_hash_sessions.E008"]
 
 
 @pytest.mark.parametrize(
@@ -211,13 +212,13 @@ def test_a_pool_that_cannot_ask_the_sentinels_is_e008(settings):
 )
 def test_bad_replica_wait_settings_are_e009(settings, setting, value):
     setattr(settings, setting, value)
-    assert ids(settings) == ["redis_sessions.E009"]
+    assert ids(settings) == ["redis_hash_sessions.E009"]
 
 
 def test_a_replica_wait_as_long_as_the_socket_timeout_is_w003(settings):
     settings.SESSION_REDIS_WAIT_REPLICAS = 1
     settings.SESSION_REDIS_WAIT_TIMEOUT = 0.5
-    assert ids(settings) == ["redis_sessions.W003"]
+    assert ids(settings) == ["redis_hash_sessions.W003"]
 
 
 @pytest.mark.parametrize(
@@ -242,7 +243,7 @@ def test_a_malformed_redis_sentinels_is_refused_at_start(monkeypatch, value):
 
 def test_sentinel_kwargs_without_timeouts_replace_the_sockets_and_are_w001(settings):
     sentinel_options(settings, SENTINEL_KWARGS={})
-    assert ids(settings) == ["redis_sessions.W001"] * 2
+    assert ids(settings) == ["redis_hash_sessions.W001"] * 2
 
 
 def cluster_options(settings, **options) -> None:
@@ -258,7 +259,7 @@ def test_the_engines_cluster_settings_pass(settings):
 
 def test_cluster_nodes_without_the_cluster_factory_are_e010(settings):
     cluster_options(settings, CONNECTION_FACTORY=None)
-    assert ids(settings) == ["redis_sessions.E010"]
+    assert ids(settings) == ["redis_hash_sessions.E010"]
 
 
 @pytest.mark.parametrize(
@@ -268,13 +269,13 @@ def test_cluster_nodes_without_the_cluster_factory_are_e010(settings):
 )
 def test_cluster_nodes_that_are_not_host_port_pairs_are_e010(settings, nodes):
     cluster_options(settings, CLUSTER_NODES=nodes)
-    assert ids(settings) == ["redis_sessions.E010"]
+    assert ids(settings) == ["redis_hash_sessions.E010"]
 
 
 def test_a_cluster_location_with_another_database_is_e010(settings):
     cluster_options(settings)
     settings.CACHES["default"]["LOCATION"] = "redis://127.0.0.1:7000/1"
-    assert ids(settings) == ["redis_sessions.E010"]
+    assert ids(settings) == ["redis_hash_sessions.E010"]
 
 
 @pytest.mark.parametrize(
@@ -286,9 +287,34 @@ def test_braces_in_a_key_prefix_on_a_cluster_are_e010(settings, setting):
         settings.CACHES["default"]["KEY_PREFIX"] = "{site}"
     else:
         settings.SESSION_REDIS_KEY_PREFIX = "{s}"
-    assert ids(settings) == ["redis_sessions.E010"]
+    assert ids(settings) == ["redis_hash_sessions.E010"]
 
 
 def test_a_pool_class_on_a_cluster_is_e010(settings):
     cluster_options(settings, CONNECTION_POOL_CLASS="redis.BlockingConnectionPool")
-    assert ids(settings) == ["redis_sessions.E010"]
+    assert ids(settings) == ["redis_hash_sessions.E010"]
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["redis://127.0.0.1:7000/0?db=3", "unix:///run/redis.sock", ["redis://a/0"]],
+    ids=["db in the query", "a socket", "a list"],
+)
+def test_a_cluster_location_that_is_not_one_url_of_database_0_is_e010(
+    settings, location
+):
+    cluster_options(settings)
+    settings.CACHES["default"]["LOCATION"] = location
+    assert ids(settings) == ["redis_hash_sessions.E010"]
+
+
+def test_a_key_function_that_moves_the_marks_to_other_slots_is_e010(settings):
+    cluster_options(settings)
+    settings.CACHES["default"]["KEY_FUNCTION"] = "tests.test_engine_checks.marks_apart"
+    assert ids(settings) == ["redis_hash_sessions.E010"]
+
+
+def marks_apart(key: str, key_prefix: str, version: int) -> str:
+    """Return Django's key name, but a mark's with a hash tag of its own."""
+    name = f"{key_prefix}:{version}:{key}"
+    return "{marks}" + name if ":moved:" in key or ":ended:" in key else name

@@ -22,7 +22,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-from sessionsite.settings import behind_sentinels, in_cluster
+from redis_hash_sessions.caches import behind_sentinels, in_cluster
 
 from . import settings
 from .redis_process import RedisProcess, free_port

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from sessionsite.redis_sessions import users
+from redis_hash_sessions import users
 from tests.accounts.test_sessions import IPHONE, device, key_hash
 from tests.conftest import PASSWORD, caches_for, session_redis_key, user_index
 from tests.redis_process import RedisProcess

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions.engine import SessionStore
 from tests.conftest import PASSWORD, session_redis_key
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts import services, session_data
-from sessionsite.redis_sessions import keys, users
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import keys, users
+from redis_hash_sessions.engine import SessionStore
 from tests.conftest import PASSWORD, caches_for, session_redis_key, user_index
 from tests.redis_process import free_port
 

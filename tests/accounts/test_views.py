@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from sessionsite.redis_sessions import users
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import users
+from redis_hash_sessions.engine import SessionStore
 from tests.conftest import PASSWORD, session_redis_key
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import services, session_data
-from sessionsite.redis_sessions import users
+from redis_hash_sessions import users
 
 
 class Command(BaseCommand):

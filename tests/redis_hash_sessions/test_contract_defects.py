@@ -16,9 +16,9 @@ import redis
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import UpdateError
 
-from sessionsite.redis_sessions import connection, keys, users
-from sessionsite.redis_sessions.engine import SessionStore
-from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
+from redis_hash_sessions import connection, keys, users
+from redis_hash_sessions.engine import SessionStore
+from redis_hash_sessions.exceptions import SessionStoreUnavailable
 from tests.conftest import primaries, session_redis_key, user_index
 
 
@@ -125,7 +125,7 @@ class TestErrorsThatAreNotOutages:
         redis_client.set(session_redis_key(key), "not a hash")
         session["a"] = 2
         with (
-            caplog.at_level(logging.ERROR, "sessionsite.redis_sessions"),
+            caplog.at_level(logging.ERROR, "redis_hash_sessions"),
             pytest.raises(redis.ResponseError, match="WRONGTYPE"),
         ):
             session.save()
@@ -294,7 +294,7 @@ class TestWhatAHostileReviewFound:
         assert not [line for line in code if SESSION_KEY in line]
 
     def test_counting_escapes_glob_characters_in_the_prefix(self, redis_topology):
-        from tests.redis_sessions.test_key_names import site
+        from tests.redis_hash_sessions.test_key_names import site
 
         with site(redis_topology, KEY_PREFIX="site[1]*"):
             stored({"a": 1})

@@ -164,7 +164,7 @@ def session_store_unavailable(request: HttpRequest, exc: Exception) -> HttpRespo
             "signing_in": signing_in,
             "signed_in": settings.SESSION_COOKIE_NAME in request.COOKIES,
         }
-        html = render_to_string("redis_sessions/unavailable.html", context)
+        html = render_to_string("redis_hash_sessions/unavailable.html", context)
         response = HttpResponse(html, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     add_never_cache_headers(response)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions.engine import SessionStore
 from tests.http_client import Browser
 from tests.site_process import (
     DEMO_PASSWORD,

@@ -1,7 +1,7 @@
 """
 A session engine that keeps each session in a Redis hash.
 
-Set ``SESSION_ENGINE = "sessionsite.redis_sessions.engine"``. A session lives
+Set ``SESSION_ENGINE = "redis_hash_sessions.engine"``. A session lives
 at ``<SESSION_REDIS_KEY_PREFIX>:<SHA-256 of its ID, base64url>`` (through the
 cache entry's key function, see keys.py) as a hash:
 
@@ -46,7 +46,7 @@ from .connection import (
     get_connection,
     unavailable_on_error,
 )
-from .exceptions import RotationInterrupted
+from .exceptions import RotationInterrupted, SessionStoreUnavailable
 
 DATA_FIELD_PREFIX = "d:"
 USER_FIELD = DATA_FIELD_PREFIX + SESSION_KEY
@@ -193,6 +193,9 @@ class SessionStore(SessionBase):
         self._ttl_fresh = False
         # The moved marks that this request's cycle_key() calls left.
         self._moved_marks_left: list[str] = []
+        # The session this request left for a key in another hash slot: its
+        # key, its moved mark, its fields and TTL (ms), until that key is made.
+        self._left_behind: tuple[str, str, dict[bytes, bytes], int] | None = None
         # A cookie enters here: only a validly signed key is taken.
         super().__init__(keys.verify(session_key))
 
@@ -328,7 +331,7 @@ class SessionStore(SessionBase):
             return self.create()
         connection = get_connection()
         if (tag := self._tag_to_take(data)) is not None:
-            if (leave := self._leave_plan()) is not None:
+            if (leave := self._leave_plan(data)) is not None:
                 with unavailable_on_error():
                     self._left(connection, data, leave)
             self._session_key = keys.new_session_key(tag)
@@ -336,8 +339,12 @@ class SessionStore(SessionBase):
         write = self._plan_save(data, "create" if create else "update")
         if write is None:
             return
-        with unavailable_on_error():
-            result = self._written(connection, write)
+        try:
+            with unavailable_on_error():
+                result = self._written(connection, write)
+        except SessionStoreUnavailable:
+            connection.send_all(self._putting_back())
+            raise
         self._finish_save(write, result)
 
     async def asave(self, must_create: bool = False) -> None:
@@ -348,7 +355,7 @@ class SessionStore(SessionBase):
             return await self.acreate()
         connection = await get_async_connection()
         if (tag := self._tag_to_take(data)) is not None:
-            if (leave := self._leave_plan()) is not None:
+            if (leave := self._leave_plan(data)) is not None:
                 with unavailable_on_error():
                     await self._aleft(connection, data, leave)
             self._session_key = keys.new_session_key(tag)
@@ -356,8 +363,12 @@ class SessionStore(SessionBase):
         write = self._plan_save(data, "create" if create else "update")
         if write is None:
             return
-        with unavailable_on_error():
-            result = await self._awritten(connection, write)
+        try:
+            with unavailable_on_error():
+                result = await self._awritten(connection, write)
+        except SessionStoreUnavailable:
+            await connection.send_all(self._putting_back())
+            raise
         self._finish_save(write, result)
 
     def _tag_to_take(self, data: dict[str, Any]) -> str | None:
@@ -370,10 +381,65 @@ class SessionStore(SessionBase):
         remade; a stored one is left (_leave_plan()) and created anew.
         """
         user = _user_of(data)
-        if user is None:
+        if user is None or not self.names.tagged:
             return None
         tag = keys.user_tag(user)
         return None if self.key_hash and self.key_hash.startswith(tag) else tag
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if key == SESSION_KEY:
+            self._retag_new_key()
+
+    async def aset(self, key: str, value: Any) -> None:
+        await super().aset(key, value)
+        if key == SESSION_KEY:
+            self._retag_new_key()
+
+    def _retag_new_key(self) -> None:
+        """
+        Give a key not yet in Redis its user's tag as soon as login() sets it.
+
+        So the key that login() hands out (to user_logged_in's receivers,
+        say) is the one the save creates, on Redis Cluster too.
+        """
+        if (
+            self._state is State.NEW
+            and self.session_key is not None
+            and (tag := self._tag_to_take(self._session_cache)) is not None
+        ):
+            self._session_key = keys.new_session_key(tag)
+
+    def _putting_back(
+        self, write: _Write | None = None, reply: list[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """
+        Return the commands that put back a session this request left.
+
+        Its new key (in another hash slot) could not be written, or its
+        leaving was not confirmed by replicas, and the browser keeps the old
+        cookie: the old session goes on as it was. write and reply: a
+        leave.lua call and its reply, else what the last one left.
+        """
+        if write is not None:
+            if not reply:
+                return []
+            self._left_behind = (
+                write.keys[0],
+                write.keys[1],
+                _pairs(reply[1]),
+                int(reply[0]),
+            )
+        if self._left_behind is None:
+            return []
+        key, mark, raw, ttl = self._left_behind
+        self._left_behind = None
+        flat = [item for pair in raw.items() for item in pair]
+        return [
+            ("hset", key, None, None, None, flat),
+            ("pexpire", key, ttl),
+            ("delete", mark),
+        ]
 
     def _written(self, connection: Connection, write: _Write) -> int:
         """Send a planned save; undo what replicas left unconfirmed, if it can be."""
@@ -489,7 +555,9 @@ class SessionStore(SessionBase):
         user = _user_of(data)
         key_hash = self.key_hash
         assert key_hash is not None
-        if user is None or not key_hash.startswith(keys.user_tag(user)):
+        if user is None or (
+            self.names.tagged and not key_hash.startswith(keys.user_tag(user))
+        ):
             return None, [USER_FIELD, "", ""]
         return user, [USER_FIELD, encode(user), key_hash]
 
@@ -554,42 +622,56 @@ class SessionStore(SessionBase):
             if self._finish_rotation(write, result, data):
                 return
 
-    def _leave_plan(self, data: dict[str, Any] | None = None) -> _Write | None:
+    def _leave_plan(self, data: dict[str, Any]) -> _Write | None:
         """
         Plan leaving a stored session's key for one in another hash slot.
 
-        None if the session is not stored, or if it names a user and its key
-        carries that user's tag (cycle_key() renames it then). Given data,
-        the write of data is planned first, so that a value the session
-        cannot store is refused before the old key goes.
+        Only on Redis Cluster (elsewhere cycle_key() renames), and None if
+        the session is not stored, or if it names a user and its key carries
+        that user's tag (cycle_key() renames it then). The write of data is
+        planned first, so that a value the session cannot store is refused
+        before the old key goes.
         """
+        if not self.names.tagged:
+            return None
         if self.session_key is None or self._state is not State.STORED:
             return None
-        if data is not None:
-            user = _user_of(data)
-            key_hash = self.key_hash
-            assert key_hash is not None
-            if user is not None and key_hash.startswith(keys.user_tag(user)):
-                return None
-            self._plan_save(data, "create")
-        return _Write([self._redis_key(), self._moved_mark()], [], {})
+        user = _user_of(data)
+        key_hash = self.key_hash
+        assert key_hash is not None
+        if user is not None and key_hash.startswith(keys.user_tag(user)):
+            return None
+        self._plan_save(data, "create")
+        # Leaving a signed-in session signs it out there: a logout's wait.
+        signed_in = self._stored is None or _field_name(SESSION_KEY) in self._stored
+        return _Write([self._redis_key(), self._moved_mark()], [], {}, signed_in)
 
     def _left(
         self, connection: Connection, data: dict[str, Any], write: _Write
     ) -> None:
-        flat = connection.run(connection.leave, write.keys, write.args, auth=False)
-        self._after_leaving(write, _pairs(flat), data)
+        try:
+            reply = connection.run(
+                connection.leave, write.keys, write.args, auth=write.auth
+            )
+        except NotReplicated as exc:
+            connection.send_all(self._putting_back(write, exc.reply))
+            raise
+        self._after_leaving(write, reply, data)
 
     async def _aleft(
         self, connection: AsyncConnection, data: dict[str, Any], write: _Write
     ) -> None:
-        flat = await connection.run(
-            connection.leave, write.keys, write.args, auth=False
-        )
-        self._after_leaving(write, _pairs(flat), data)
+        try:
+            reply = await connection.run(
+                connection.leave, write.keys, write.args, auth=write.auth
+            )
+        except NotReplicated as exc:
+            await connection.send_all(self._putting_back(write, exc.reply))
+            raise
+        self._after_leaving(write, reply, data)
 
     def _after_leaving(
-        self, write: _Write, raw: dict[bytes, bytes], data: dict[str, Any]
+        self, write: _Write, reply: list[Any], data: dict[str, Any]
     ) -> None:
         """
         Take what leave.lua found: the session now waits for a save to create it.
@@ -597,10 +679,12 @@ class SessionStore(SessionBase):
         What concurrent requests changed since this one loaded it is kept,
         except where this request changed the same key.
         """
+        raw = _pairs(reply[1]) if reply else {}
         if not raw and SESSION_KEY in data:
             raise RotationInterrupted("The session was gone before its key changed.")
         if raw:
             self._moved_marks_left.append(write.keys[1])
+            self._left_behind = (write.keys[0], write.keys[1], raw, int(reply[0]))
         decoded = _decode(raw)
         if raw and decoded is not None and self._stored is not None:
             now, loaded = decoded[0], self._stored
@@ -619,7 +703,7 @@ class SessionStore(SessionBase):
         stored = self.session_key is not None and self._state is State.STORED
         source = self.key_hash if stored else None
         user = _user_of(data)
-        tag = None if user is None else keys.user_tag(user)
+        tag = keys.user_tag(user) if user is not None and self.names.tagged else None
         self._session_key = keys.new_session_key(tag)
         self.modified = True
         if source is None:
@@ -644,7 +728,8 @@ class SessionStore(SessionBase):
         """Apply a rotation's result; return False if it must be tried again."""
         if result == -1:  # the new key is taken: 150 random bits made it so
             assert self.session_key is not None
-            self._session_key = keys.new_session_key(keys.tag_of(self.session_key))
+            tag = keys.tag_of(self.session_key) if self.names.tagged else None
+            self._session_key = keys.new_session_key(tag)
             return False
         if result == 0:
             # Gone: deleted, or renamed by a parallel rotation. Only a signed-in

@@ -6,10 +6,12 @@
 -- KEYS[1]  the session's hash
 -- KEYS[2]  the mark left for KEYS[1]
 --
--- Returns the HGETALL of KEYS[1] before deletion, so that the new key keeps
--- what concurrent requests wrote; empty when it no longer existed.
+-- Returns {its TTL in milliseconds, its HGETALL} before deletion, so that
+-- the new key keeps what concurrent requests wrote (and the old one can be
+-- put back if the new one cannot be written); {} when it no longer existed.
 if redis.call("TYPE", KEYS[1]).ok ~= "hash" then return {} end
+local ttl = redis.call("PTTL", KEYS[1])
 local data = redis.call("HGETALL", KEYS[1])
 redis.call("DEL", KEYS[1])
 redis.call("SET", KEYS[2], 1, "EX", MOVED_MARK_SECONDS)
-return data
+return {ttl, data}

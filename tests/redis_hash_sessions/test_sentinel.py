@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio.retry
 import redis.retry
 
-from sessionsite.redis_sessions import connection
-from sessionsite.redis_sessions.sentinel import AsyncSentinel, Sentinel, addresses
+from redis_hash_sessions import connection
+from redis_hash_sessions.sentinel import AsyncSentinel, Sentinel, addresses
 from tests.topologies import SERVICE, SentinelSet, Topology
 
 LOOKUPS = 20

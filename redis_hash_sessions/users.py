@@ -60,14 +60,9 @@ async def _alisted(names: KeyNames, user_id: object) -> list[str]:
 
 
 def _theirs(user_id: object, members: Iterable[str]) -> list[str]:
-    """
-    Return the members that can name one of the user's sessions.
-
-    A session of the user carries the user's tag (keys.py): any other name
-    is none of theirs, and would be in another Redis Cluster hash slot.
-    """
-    tag = keys.user_tag(str(user_id))
-    return [m for m in members if keys.is_key_hash(m) and m.startswith(tag)]
+    """Return the members that can name one of the user's sessions (keys.py)."""
+    names = keys.names()
+    return [m for m in members if names.user_may_own(str(user_id), m)]
 
 
 def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSession]:
@@ -84,7 +79,8 @@ def sessions_of(user_id: object, *, fields: Sequence[str] = ()) -> list[UserSess
         return []
     redis_keys, args = _sessions_of_call(names, user_id, fields, members)
     with unavailable_on_error():
-        rows = get_connection().sessions_of(keys=redis_keys, args=args)
+        connection = get_connection()
+        rows = connection.call(connection.sessions_of, redis_keys, args)
     return [_user_session(row, fields) for row in rows]
 
 
@@ -98,7 +94,7 @@ async def asessions_of(
     redis_keys, args = _sessions_of_call(names, user_id, fields, members)
     connection = await get_async_connection()
     with unavailable_on_error():
-        rows = await connection.sessions_of(keys=redis_keys, args=args)
+        rows = await connection.call(connection.sessions_of, redis_keys, args)
     return [_user_session(row, fields) for row in rows]
 
 

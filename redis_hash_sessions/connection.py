@@ -46,6 +46,7 @@ from redis.backoff import NoBackoff
 from redis.client import Pipeline
 from redis.cluster import RedisCluster
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from .exceptions import SessionStoreUnavailable
@@ -53,7 +54,7 @@ from .sentinel import AsyncSentinel, addresses
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 
-logger = logging.getLogger("sessionsite.redis_sessions")
+logger = logging.getLogger("redis_hash_sessions")
 
 
 def _lua(name: str) -> str:
@@ -108,8 +109,13 @@ OUTAGES: tuple[type[Exception], ...] = (
 OUTAGE_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
 
 
-def is_outage(exc: redis.RedisError) -> bool:
+def is_outage(exc: Exception) -> bool:
     """Return True if exc says that Redis cannot serve now."""
+    if isinstance(exc, RedisClusterException):
+        # Not a RedisError: no node of the cluster answers, or none serves
+        # the slot yet. Keys of several slots in one command (a bug) are not
+        # an outage.
+        return isinstance(exc, SlotNotCoveredError) or "cannot be connected" in str(exc)
     return isinstance(exc, OUTAGES) or str(exc).startswith(OUTAGE_REPLIES)
 
 
@@ -164,6 +170,15 @@ def _redirection(
     return None
 
 
+def _asked(
+    redirection: redis.exceptions.AskError | redis.exceptions.MovedError,
+) -> tuple[str, int] | None:
+    """Return where an ASK sends this one command (a slot half moved), or None."""
+    if isinstance(redirection, redis.exceptions.AskError):
+        return (redirection.host, redirection.port)
+    return None
+
+
 def _unredirected(replicas: int) -> redis.exceptions.TryAgainError:
     return redis.exceptions.TryAgainError(
         f"The write's hash slot moved {REDIRECTIONS} times while it waited for "
@@ -189,9 +204,32 @@ class Connection:
         """Run script; wait for replicas if the settings ask it of this write."""
         replicas = replicas_to_wait_for(auth=auth)
         if not replicas:
-            return script(keys=keys, args=args)
+            return self.call(script, keys, args)
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         return self._waited(replicas, keys[0], command, script)
+
+    def call(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """
+        Run script, loading it where it is missing.
+
+        On a cluster, only on the primary of its keys: redis-py's Script
+        loads it on every primary, which fails while any one is down (and a
+        promoted replica starts without scripts).
+        """
+        if not isinstance(self.client, RedisCluster):
+            return script(keys=keys, args=args)
+        try:
+            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            self._node(keys[0], None).script_load(script.script)
+            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def ping(self) -> None:
+        """Ask Redis whether it answers: on a cluster, any one node."""
+        if isinstance(self.client, RedisCluster):
+            self.client.ping(target_nodes=RedisCluster.RANDOM)
+        else:
+            self.client.ping()
 
     def delete(self, key: str, *, auth: bool) -> None:
         """Delete key; wait for replicas if the settings ask it of this deletion."""
@@ -248,10 +286,9 @@ class Connection:
                 continue
             if moved := _redirection(results):
                 assert isinstance(self.client, RedisCluster)
-                self.client.nodes_manager.move_slot(moved)
-                asking = None
-                if isinstance(moved, redis.exceptions.AskError):
-                    asking = (moved.host, moved.port)
+                asking = _asked(moved)
+                if not asking:  # MOVED: the slot has a new owner for good
+                    self.client.nodes_manager.move_slot(moved)
                 continue
             for result in results:
                 if isinstance(result, Exception):
@@ -267,6 +304,8 @@ class Connection:
             node = self.client.get_node(*asking)  # type: ignore[no-untyped-call]
         else:
             node = self.client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        if node is None:
+            raise redis.exceptions.TryAgainError(f"No node {asking} in the cluster.")
         return self.client.get_redis_connection(node)
 
 
@@ -292,9 +331,20 @@ class AsyncConnection:
     ) -> Any:
         replicas = replicas_to_wait_for(auth=auth)
         if not replicas:
-            return await script(keys=keys, args=args)
+            return await self.call(script, keys, args)
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         return await self._waited(replicas, keys[0], command, script)
+
+    async def call(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        if not isinstance(self.client, AsyncRedisCluster):
+            return await script(keys=keys, args=args)
+        try:
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            await self._sent(keys[0], None, [("SCRIPT", "LOAD", script.script)])
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
 
     async def delete(self, key: str, *, auth: bool) -> None:
         if replicas := replicas_to_wait_for(auth=auth):
@@ -339,10 +389,9 @@ class AsyncConnection:
                 continue
             if moved := _redirection(results):
                 assert isinstance(self.client, AsyncRedisCluster)
-                await self.client.nodes_manager.move_slot(moved)
-                asking = None
-                if isinstance(moved, redis.exceptions.AskError):
-                    asking = (moved.host, moved.port)
+                asking = _asked(moved)
+                if not asking:
+                    await self.client.nodes_manager.move_slot(moved)
                 continue
             for result in results:
                 if isinstance(result, Exception):
@@ -359,6 +408,8 @@ class AsyncConnection:
             for command in commands:
                 pipe.execute_command(*command)
             return await pipe.execute(raise_on_error=False)
+        if self.client._initialize:  # not mapped yet: its first mapping failed
+            await self.client.initialize()
         if asking:
             node = self.client.get_node(*asking)
         else:
@@ -388,7 +439,9 @@ def get_connection() -> Connection:
         return _connections[alias]
     except KeyError:
         pass
-    client = get_redis_connection(alias, write=True)
+    # A cluster's client maps the cluster as it is made: an outage too.
+    with unavailable_on_error():
+        client = get_redis_connection(alias, write=True)
     connection = Connection(
         client=client,
         save=client.register_script(SAVE_LUA),
@@ -692,7 +745,7 @@ class _PoolExhaustion:
 pool_exhausted = _PoolExhaustion()
 
 
-def _is_pool_exhausted(exc: redis.RedisError) -> bool:
+def _is_pool_exhausted(exc: Exception) -> bool:
     # redis-py's blocking pools say so in a plain ConnectionError.
     return isinstance(exc, redis.exceptions.MaxConnectionsError) or str(exc) == (
         "No connection available."
@@ -709,7 +762,7 @@ def unavailable_on_error() -> Iterator[None]:
     """
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         if not is_outage(exc):
             raise
         if _is_pool_exhausted(exc):

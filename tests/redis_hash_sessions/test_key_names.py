@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 from django.test import override_settings
 
-from sessionsite.redis_sessions import users
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import users
+from redis_hash_sessions.engine import SessionStore
 from tests.topologies import Topology
 
 

@@ -14,18 +14,17 @@ from redis.crc import key_slot
 from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 
 from . import keys
-from .keys import key_prefix
+from .keys import CLUSTER_FACTORY, key_prefix
 
-ENGINE = "sessionsite.redis_sessions.engine"
-MIDDLEWARE = "sessionsite.redis_sessions.middleware.SessionMiddleware"
+ENGINE = "redis_hash_sessions.engine"
+MIDDLEWARE = "redis_hash_sessions.middleware.SessionMiddleware"
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 REDIS_BACKEND = "django_redis.cache.RedisCache"
 JSON_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 REDIS_CLIENT = "redis.client.Redis"
 DJANGO_REDIS_CLIENT = "django_redis.client.DefaultClient"
-SENTINEL_FACTORY = "sessionsite.redis_sessions.sentinel.SentinelConnectionFactory"
+SENTINEL_FACTORY = "redis_hash_sessions.sentinel.SentinelConnectionFactory"
 SENTINEL_POOL = "redis.sentinel.SentinelConnectionPool"
-CLUSTER_FACTORY = "sessionsite.redis_sessions.cluster.ClusterConnectionFactory"
 WAIT_FOR = ("logins", "writes")
 MAX_TIMEOUT = 2.0
 MIN_WAIT_TIMEOUT = 0.001
@@ -54,7 +53,7 @@ def _check_cache() -> list[CheckMessage]:
                 f"SESSION_CACHE_ALIAS is {alias!r}, which is not in CACHES.",
                 hint=f"Add a django-redis entry CACHES[{alias!r}] or point "
                 "SESSION_CACHE_ALIAS at one.",
-                id="redis_sessions.E001",
+                id="redis_hash_sessions.E001",
             )
         ]
     if config.get("BACKEND") != REDIS_BACKEND:
@@ -62,7 +61,7 @@ def _check_cache() -> list[CheckMessage]:
             Error(
                 f"CACHES[{alias!r}] does not use django-redis.",
                 hint=f"Set CACHES[{alias!r}]['BACKEND'] to {REDIS_BACKEND!r}.",
-                id="redis_sessions.E002",
+                id="redis_hash_sessions.E002",
             )
         ]
     if not config.get("LOCATION"):
@@ -71,7 +70,7 @@ def _check_cache() -> list[CheckMessage]:
                 f"CACHES[{alias!r}] has no LOCATION.",
                 hint="Set it to the Redis URL, e.g. redis://127.0.0.1:6379/0 "
                 "(in this project: set REDIS_URL).",
-                id="redis_sessions.E003",
+                id="redis_hash_sessions.E003",
             )
         ]
     options: dict[str, Any] = config.get("OPTIONS", {})
@@ -96,7 +95,7 @@ def _check_cache() -> list[CheckMessage]:
                     hint=f"Remove {option} (behind Sentinel, set only "
                     f"CONNECTION_FACTORY to {SENTINEL_FACTORY!r}), or give "
                     "sessions a cache entry of their own (SESSION_CACHE_ALIAS).",
-                    id="redis_sessions.E007",
+                    id="redis_hash_sessions.E007",
                 )
             )
     if _behind_sentinels(options):
@@ -112,7 +111,7 @@ def _check_cache() -> list[CheckMessage]:
                 f"CACHES[{alias!r}] has no KEY_PREFIX: another site on the same "
                 "Redis database without one would share its sessions and users.",
                 hint=f"Set CACHES[{alias!r}]['KEY_PREFIX'] to a name of this site.",
-                id="redis_sessions.W002",
+                id="redis_hash_sessions.W002",
             )
         )
     for option in ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"):
@@ -164,9 +163,12 @@ def _check_cluster(
             "redis-py's own pool on each node."
         )
         hint = "Remove OPTIONS['CONNECTION_POOL_CLASS']; keep CONNECTION_POOL_KWARGS."
-    elif urlparse(str(config["LOCATION"])).path not in ("", "/", "/0"):
-        problem = "its LOCATION names a database other than 0, which a cluster lacks."
-        hint = "End LOCATION with /0, or with no database."
+    elif not _cluster_location(config["LOCATION"]):
+        problem = (
+            "its LOCATION is not one redis:// or rediss:// URL of database 0 "
+            "(a cluster has no other)."
+        )
+        hint = "Set LOCATION to redis://[:password@]host:port/0."
     elif not _slots_shared():
         problem = (
             "its key names put a session and its user's index in different "
@@ -180,9 +182,17 @@ def _check_cluster(
         Error(
             f"CACHES[{alias!r}] means to use Redis Cluster, but {problem}",
             hint=hint,
-            id="redis_sessions.E010",
+            id="redis_hash_sessions.E010",
         )
     ]
+
+
+def _cluster_location(location: object) -> bool:
+    if not isinstance(location, str):
+        return False
+    url = urlparse(location)
+    databases = {url.path.strip("/") or "0", *parse_qs(url.query).get("db", ["0"])}
+    return url.scheme in ("redis", "rediss") and databases == {"0"}
 
 
 def _slots_shared() -> bool:
@@ -193,17 +203,26 @@ def _slots_shared() -> bool:
     def slot(name: str) -> int:
         return key_slot(name.encode())
 
-    index = slot(names.index("1"))
-    return slot(names.session(keys.user_tag("1") + digest)) == index and slot(
-        names.session("aaa" + digest)
-    ) != slot(names.session("zzz" + digest))
+    mine = keys.user_tag("1") + digest
+    one_slot = {
+        slot(name)
+        for name in (
+            names.index("1"),
+            names.session(mine),
+            names.moved(mine),
+            names.ended(mine),
+        )
+    }
+    return len(one_slot) == 1 and slot(names.session("aaa" + digest)) != slot(
+        names.session("zzz" + digest)
+    )
 
 
 def _sentinel_error(alias: str, problem: str, hint: str) -> Error:
     return Error(
         f"CACHES[{alias!r}] means to find Redis through sentinels, but {problem}",
         hint=hint,
-        id="redis_sessions.E008",
+        id="redis_hash_sessions.E008",
     )
 
 
@@ -273,7 +292,7 @@ def _check_sentinel(
                 "without asking the sentinels.",
                 "Set OPTIONS['CONNECTION_POOL_KWARGS']['connection_class'] to "
                 "redis.sentinel.SentinelManagedSSLConnection "
-                "(sessionsite.settings.behind_sentinels() does).",
+                "(redis_hash_sessions.caches.behind_sentinels() does).",
             )
         )
     # redis-py gives the sentinels the connection's socket options only when
@@ -300,7 +319,7 @@ def _timeout_warning(value: object, name: str, risk: str) -> list[CheckMessage]:
             f"{name} is {value!r}: {risk}.",
             hint=f"Set it to a number of seconds above 0 and at most "
             f"{MAX_TIMEOUT:g}, such as 0.5.",
-            id="redis_sessions.W001",
+            id="redis_hash_sessions.W001",
         )
     ]
 
@@ -344,7 +363,7 @@ def _check_wait() -> list[CheckMessage]:
                 f"SESSION_REDIS_WAIT_REPLICAS is {replicas!r}.",
                 hint="Set it to how many replicas must confirm a write: a "
                 "whole number, 0 (the default) for none.",
-                id="redis_sessions.E009",
+                id="redis_hash_sessions.E009",
             )
         )
     if wait_for not in WAIT_FOR:
@@ -353,7 +372,7 @@ def _check_wait() -> list[CheckMessage]:
                 f"SESSION_REDIS_WAIT_FOR is {wait_for!r}.",
                 hint='Set it to "logins" (writes that sign a user in or out) '
                 'or "writes" (every write).',
-                id="redis_sessions.E009",
+                id="redis_hash_sessions.E009",
             )
         )
     if (
@@ -367,7 +386,7 @@ def _check_wait() -> list[CheckMessage]:
                 hint="Set it to the seconds a write may wait for replicas, "
                 "at least 0.001 (WAIT counts milliseconds, and 0 waits for "
                 "ever), such as 0.2.",
-                id="redis_sessions.E009",
+                id="redis_hash_sessions.E009",
             )
         )
         return messages
@@ -388,7 +407,7 @@ def _check_wait() -> list[CheckMessage]:
                 "replicas would time out as if Redis were down.",
                 hint="Make SESSION_REDIS_WAIT_TIMEOUT shorter than "
                 "OPTIONS['SOCKET_TIMEOUT'], such as 0.2 against 0.5.",
-                id="redis_sessions.W003",
+                id="redis_hash_sessions.W003",
             )
         )
     return messages
@@ -401,7 +420,7 @@ def _check_middleware() -> list[CheckMessage]:
         Error(
             "The Redis session engine needs its own session middleware.",
             hint=f"In MIDDLEWARE, replace {DJANGO_MIDDLEWARE!r} with {MIDDLEWARE!r}.",
-            id="redis_sessions.E004",
+            id="redis_hash_sessions.E004",
         )
     ]
 
@@ -414,7 +433,7 @@ def _check_prefix() -> list[CheckMessage]:
         Error(
             f"SESSION_REDIS_KEY_PREFIX is {prefix!r}.",
             hint="Set it to a non-empty string, such as 'session'.",
-            id="redis_sessions.E005",
+            id="redis_hash_sessions.E005",
         )
     ]
 
@@ -429,6 +448,6 @@ def _check_serializer() -> list[CheckMessage]:
             hint="Its scripts read values in Redis (the user's id, counters), "
             "and pickle in Redis would let whoever can write to Redis run code "
             f"in the web workers. Set SESSION_SERIALIZER to {JSON_SERIALIZER!r}.",
-            id="redis_sessions.E006",
+            id="redis_hash_sessions.E006",
         )
     ]

@@ -10,9 +10,9 @@ import redis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
-from sessionsite.redis_sessions import connection
-from sessionsite.redis_sessions.engine import SessionStore
-from sessionsite.redis_sessions.exceptions import SessionStoreUnavailable
+from redis_hash_sessions import connection
+from redis_hash_sessions.engine import SessionStore
+from redis_hash_sessions.exceptions import SessionStoreUnavailable
 from tests.conftest import caches_for, session_redis_key, stored_key
 from tests.redis_process import RedisProcess, free_port
 

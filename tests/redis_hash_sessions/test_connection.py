@@ -14,8 +14,8 @@ import trustme
 from asgiref.sync import async_to_sync
 from django.test import override_settings
 
-from sessionsite.redis_sessions import connection
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import connection
+from redis_hash_sessions.engine import SessionStore
 from tests.conftest import caches_for, stored_key
 from tests.redis_process import RedisProcess, free_port
 

@@ -17,8 +17,8 @@ import pytest
 import redis
 from django.contrib.auth import SESSION_KEY
 
-from sessionsite.redis_sessions import users
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import users
+from redis_hash_sessions.engine import SessionStore
 from tests.conftest import user_index
 from tests.topologies import ClusterSet, Topology
 

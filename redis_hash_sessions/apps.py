@@ -4,8 +4,8 @@ from django.apps import AppConfig
 
 
 class RedisSessionsConfig(AppConfig):
-    name = "sessionsite.redis_sessions"
-    label = "redis_sessions"
+    name = "redis_hash_sessions"
+    label = "redis_hash_sessions"
     verbose_name = "Redis sessions"
 
     def ready(self) -> None:

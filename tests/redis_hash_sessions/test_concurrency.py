@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from sessionsite.redis_sessions import users
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import users
+from redis_hash_sessions.engine import SessionStore
 
 COOKIE = settings.SESSION_COOKIE_NAME
 JSON = {"Accept": "application/json"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from sessionsite.redis_sessions import users
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import users
+from redis_hash_sessions.engine import SessionStore
 from tests.conftest import session_redis_key, stored_key, user_index
 
 

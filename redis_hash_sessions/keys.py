@@ -6,11 +6,13 @@ returns it, is ``<id>:<signature>``: 32 random characters from
 Redis never sees the ID itself, only its SHA-256 (in base64url), so key names in
 ``MONITOR``, ``SCAN``, a dump or a replica do not reveal a live cookie.
 
-The first three characters of an ID are its slot tag: random in an
-anonymous session, derived from the user's id in a signed-in one (see
-user_tag()). Every key of a session, and the index of its user, carries the
-tag as a Redis Cluster hash tag (``{abc}``), so that a user's sessions and
+On Redis Cluster (the cache entry uses the engine's Cluster connection
+factory), the first three characters of an ID are its slot tag: random in
+an anonymous session, derived from the user's id in a signed-in one (see
+user_tag()). Every key of a session, and the index of its user, then
+carries the tag as a hash tag (``{abc}``), so that a user's sessions and
 their index share one hash slot and one script can change them together.
+On one Redis or behind Sentinel, names carry no tag.
 
 Every Redis key name is made here, through the key function of the cache
 entry that sessions use (its ``KEY_PREFIX``, ``VERSION`` and
@@ -39,13 +41,14 @@ from django.utils.crypto import constant_time_compare, get_random_string
 DEFAULT_PREFIX = "session"
 ID_LENGTH = 32
 TAG_LENGTH = 3
-SALT = "sessionsite.redis_sessions"
+SALT = "redis_hash_sessions"
 # "<32 id chars>:<43 base64url chars of an HMAC-SHA256>"
 SESSION_KEY_LENGTH = ID_LENGTH + 1 + 43
 _GLOB = re.compile(r"[*?\[\]\\]")
 _SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
-# A key hash: the ID's tag, then the SHA-256 of the ID in base64url.
-_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
+# A key hash on Redis Cluster: the ID's tag, then the SHA-256 of the ID.
+_TAGGED_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
+CLUSTER_FACTORY = "redis_hash_sessions.cluster.ClusterConnectionFactory"
 
 
 def _signer() -> signing.Signer:
@@ -121,24 +124,21 @@ def verify(value: object) -> str | None:
 
 def key_hash(session_key: str) -> str:
     """
-    Return a session's name in Redis: its tag, and the SHA-256 of its ID.
+    Return a session's name in Redis: the SHA-256 of its ID, in base64url.
 
     The ID of a signed key is the part before its signature, so that a key
     re-signed after a SECRET_KEY rotation names the same session; a key set
-    directly (``session._session_key = ...``) is taken whole, and tagged
-    with the start of its hash.
+    directly (``session._session_key = ...``) is taken whole. On Redis
+    Cluster the name starts with the ID's tag (a key set directly: with
+    a tag made from its hash).
     """
     session_id = session_key[:ID_LENGTH] if is_well_formed(session_key) else session_key
     digest = hashlib.sha256(session_id.encode()).digest()
     # base64url: the whole digest in 43 characters, where hex takes 64.
     encoded = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-    tag = tag_of(session_key) or user_tag(encoded)
-    return tag + encoded
-
-
-def is_key_hash(value: object) -> TypeIs[str]:
-    """Return True if value has the shape of a key hash."""
-    return isinstance(value, str) and _KEY_HASH_RE.fullmatch(value) is not None
+    if not names().tagged:
+        return encoded
+    return (tag_of(session_key) or user_tag(encoded)) + encoded
 
 
 def key_prefix() -> str:
@@ -153,21 +153,42 @@ class KeyNames:
 
     make_key: Callable[[str], str]
     prefix: str
-
-    # Every name carries its slot tag in braces: a key hash's first
-    # TAG_LENGTH characters, or the user's tag.
+    # On Redis Cluster, every name carries its slot tag in braces: a key
+    # hash's first TAG_LENGTH characters, or the user's tag.
+    tagged: bool = False
 
     def session(self, key_hash: str) -> str:
-        return self.make_key(f"{self.prefix}:{_tagged(key_hash)}")
+        return self.make_key(f"{self.prefix}:{self._tagged(key_hash)}")
 
     def index(self, user_id: str) -> str:
-        return self.make_key(f"{self.prefix}:user:{{{user_tag(user_id)}}}{user_id}")
+        tag = f"{{{user_tag(user_id)}}}" if self.tagged else ""
+        return self.make_key(f"{self.prefix}:user:{tag}{user_id}")
 
     def ended(self, key_hash: str) -> str:
-        return self.make_key(f"{self.prefix}:ended:{_tagged(key_hash)}")
+        return self.make_key(f"{self.prefix}:ended:{self._tagged(key_hash)}")
 
     def moved(self, key_hash: str) -> str:
-        return self.make_key(f"{self.prefix}:moved:{_tagged(key_hash)}")
+        return self.make_key(f"{self.prefix}:moved:{self._tagged(key_hash)}")
+
+    def _tagged(self, key_hash: str) -> str:
+        if not self.tagged:
+            return key_hash
+        return f"{{{key_hash[:TAG_LENGTH]}}}{key_hash[TAG_LENGTH:]}"
+
+    def user_may_own(self, user_id: str, key_hash: object) -> bool:
+        """
+        Return False for a name that cannot be one of the user's sessions.
+
+        On Redis Cluster a user's sessions carry the user's tag: any other
+        name would be in another hash slot. Elsewhere any name may be.
+        """
+        if not self.tagged:
+            return True
+        return (
+            isinstance(key_hash, str)
+            and _TAGGED_KEY_HASH_RE.fullmatch(key_hash) is not None
+            and key_hash.startswith(user_tag(user_id))
+        )
 
     def sessions_pattern(self) -> str:
         """Return a SCAN pattern that matches every session (and more)."""
@@ -176,17 +197,19 @@ class KeyNames:
         return _GLOB.sub(r"\\\g<0>", self.make_key(f"{self.prefix}:")) + "*"
 
 
-def _tagged(key_hash: str) -> str:
-    return f"{{{key_hash[:TAG_LENGTH]}}}{key_hash[TAG_LENGTH:]}"
-
-
 @functools.cache
 def names() -> KeyNames:
     """Return the key names under the settings (built once, on first use)."""
     # make_key depends on the cache entry's settings only, not on the
     # thread whose cache object it came from.
-    cache = caches[settings.SESSION_CACHE_ALIAS]
-    return KeyNames(make_key=cache.make_key, prefix=key_prefix())
+    alias = settings.SESSION_CACHE_ALIAS
+    cache = caches[alias]
+    options = settings.CACHES[alias].get("OPTIONS", {})
+    return KeyNames(
+        make_key=cache.make_key,
+        prefix=key_prefix(),
+        tagged=options.get("CONNECTION_FACTORY") == CLUSTER_FACTORY,
+    )
 
 
 @receiver(setting_changed)

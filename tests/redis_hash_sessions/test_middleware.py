@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 from django.test import AsyncClient, Client
 
-from sessionsite.redis_sessions import keys
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import keys
+from redis_hash_sessions.engine import SessionStore
 from tests.conftest import PASSWORD, stored_key
 
 COOKIE = settings.SESSION_COOKIE_NAME

@@ -10,8 +10,8 @@ import redis
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import UpdateError
 
-from sessionsite.redis_sessions import keys
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions import keys
+from redis_hash_sessions.engine import SessionStore
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("close_async_redis")]
 

@@ -1,7 +1,7 @@
 """
 Redis Cluster through django-redis, which has no client for it.
 
-``ClusterConnectionFactory`` (set by ``sessionsite.settings.in_cluster()`` as
+``ClusterConnectionFactory`` (set by ``redis_hash_sessions.caches.in_cluster()`` as
 the entry's ``CONNECTION_FACTORY``) makes django-redis's client a redis-py
 ``RedisCluster``: every command goes to the primary of its key's hash slot,
 never to a replica, and ``MOVED``/``ASK`` redirections are followed. The
@@ -15,6 +15,7 @@ the next command, which finds the replica that a failover promoted.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, ClassVar
 
 from django_redis.pool import ConnectionFactory
@@ -35,14 +36,16 @@ class ClusterConnectionFactory(ConnectionFactory):  # type: ignore[misc]
     # Process-wide, as django-redis keeps its pools: Django makes a cache
     # client per thread, and each would otherwise map the cluster anew.
     _clusters: ClassVar[dict[str, RedisCluster]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def connect(self, url: str) -> RedisCluster:
         # Per URL and options: a cluster has one database, so entries that
         # differ only in their options (a pool's size) differ in nothing else.
         key = f"{url} {sorted(self.options.items())!r}"
-        if key not in self._clusters:
-            self._clusters[key] = self._cluster(url)
-        return self._clusters[key]
+        with self._lock:  # one per process: threads ask at once at start-up
+            if key not in self._clusters:
+                self._clusters[key] = self._cluster(url)
+            return self._clusters[key]
 
     def _cluster(self, url: str) -> RedisCluster:
         params = self.make_connection_params(url)

@@ -14,7 +14,7 @@ import pytest
 from django.test import SimpleTestCase
 from sessions_tests.tests import SessionTestsMixin
 
-from sessionsite.redis_sessions.engine import SessionStore
+from redis_hash_sessions.engine import SessionStore
 
 
 class RedisSessionContractTests(SessionTestsMixin, SimpleTestCase):
