@@ -4,7 +4,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-micro bench-asgi
+.PHONY: run test bench bench-micro bench-asgi dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,10 @@ bench-micro: $(VENV)/.installed
 # Our engine under sync, gthread and ASGI workers alone (bench runs it last).
 bench-asgi: $(VENV)/.installed
 	$(BIN)/python -m bench.asgi
+
+# The engine's distribution (redis_hash_sessions alone: pyproject.toml), its
+# wheel and sdist in dist/, and twine's check of their metadata.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
