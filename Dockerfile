@@ -18,6 +18,7 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY manage.py gunicorn.conf.py docker-entrypoint.sh ./
+COPY redis_hash_sessions ./redis_hash_sessions
 COPY sessionsite ./sessionsite
 COPY accounts ./accounts
 COPY templates ./templates
