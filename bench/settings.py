@@ -26,7 +26,7 @@ ENGINES = {
         "django.contrib.sessions.backends.cache",
         DJANGO_MIDDLEWARE,
     ),
-    "django-redis-sessions": ("redis_hash_sessions.session", DJANGO_MIDDLEWARE),
+    "django-redis-sessions": ("redis_sessions.session", DJANGO_MIDDLEWARE),
     "django db": ("django.contrib.sessions.backends.db", DJANGO_MIDDLEWARE),
     "django signed_cookies": (
         "django.contrib.sessions.backends.signed_cookies",

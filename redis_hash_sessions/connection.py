@@ -65,6 +65,7 @@ def _lua(name: str) -> str:
 SAVE_LUA = _lua("common") + _lua("save")
 INCR_LUA = _lua("common") + _lua("incr")
 LEAVE_LUA = _lua("common") + _lua("leave")
+PUT_BACK_LUA = _lua("put_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
@@ -72,6 +73,7 @@ SCRIPTS = (
     SAVE_LUA,
     INCR_LUA,
     LEAVE_LUA,
+    PUT_BACK_LUA,
     LOAD_AND_DELETE_LUA,
     SESSIONS_OF_LUA,
     END_SESSIONS_LUA,
@@ -194,6 +196,7 @@ class Connection:
     save: Script
     incr: Script
     leave: Script
+    put_back: Script
     load_and_delete: Script
     sessions_of: Script
     end_sessions: Script
@@ -225,18 +228,26 @@ class Connection:
             return self.client.evalsha(script.sha, len(keys), *keys, *args)
 
     def ping(self) -> None:
-        """Ask Redis whether it answers: on a cluster, any one node."""
-        if isinstance(self.client, RedisCluster):
-            self.client.ping(target_nodes=RedisCluster.RANDOM)
-        else:
+        """Ask Redis whether it answers: on a cluster, whether any node does."""
+        if not isinstance(self.client, RedisCluster):
             self.client.ping()
+            return
+        failure: redis.RedisError | None = None
+        for node in self.client.get_nodes():  # type: ignore[no-untyped-call]
+            try:
+                self.client.ping(target_nodes=node)
+            except redis.RedisError as exc:
+                failure = exc
+            else:
+                return
+        raise failure or redis.ConnectionError("The cluster has no nodes.")
 
-    def delete(self, key: str, *, auth: bool) -> None:
-        """Delete key; wait for replicas if the settings ask it of this deletion."""
+    def delete(self, keys: Sequence[str], *, auth: bool) -> None:
+        """Delete keys (of one slot); wait for replicas if the settings ask it."""
         if replicas := replicas_to_wait_for(auth=auth):
-            self._waited(replicas, key, ("DEL", key), None)
+            self._waited(replicas, keys[0], ("DEL", *keys), None)
         else:
-            self.client.delete(key)
+            self.client.delete(*keys)
 
     def send_all(self, commands: Sequence[tuple[str, ...]]) -> None:
         """
@@ -317,6 +328,7 @@ class AsyncConnection:
     save: AsyncScript
     incr: AsyncScript
     leave: AsyncScript
+    put_back: AsyncScript
     load_and_delete: AsyncScript
     sessions_of: AsyncScript
     end_sessions: AsyncScript
@@ -346,11 +358,11 @@ class AsyncConnection:
             await self._sent(keys[0], None, [("SCRIPT", "LOAD", script.script)])
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
 
-    async def delete(self, key: str, *, auth: bool) -> None:
+    async def delete(self, keys: Sequence[str], *, auth: bool) -> None:
         if replicas := replicas_to_wait_for(auth=auth):
-            await self._waited(replicas, key, ("DEL", key), None)
+            await self._waited(replicas, keys[0], ("DEL", *keys), None)
         else:
-            await self.client.delete(key)
+            await self.client.delete(*keys)
 
     async def send_all(self, commands: Sequence[tuple[str, ...]]) -> None:
         if isinstance(self.client, AsyncRedisCluster):
@@ -447,6 +459,7 @@ def get_connection() -> Connection:
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
         leave=client.register_script(LEAVE_LUA),
+        put_back=client.register_script(PUT_BACK_LUA),
         load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
         sessions_of=client.register_script(SESSIONS_OF_LUA),
         end_sessions=client.register_script(END_SESSIONS_LUA),
@@ -627,6 +640,7 @@ async def get_async_connection() -> AsyncConnection:
         save=client.register_script(SAVE_LUA),
         incr=client.register_script(INCR_LUA),
         leave=client.register_script(LEAVE_LUA),
+        put_back=client.register_script(PUT_BACK_LUA),
         load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
         sessions_of=client.register_script(SESSIONS_OF_LUA),
         end_sessions=client.register_script(END_SESSIONS_LUA),

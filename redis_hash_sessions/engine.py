@@ -25,6 +25,7 @@ import enum
 import json
 import logging
 import math
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -36,6 +37,7 @@ from django.contrib.sessions.backends.base import (
     SessionBase,
     UpdateError,
 )
+from redis.exceptions import RedisClusterException
 
 from . import keys
 from .connection import (
@@ -196,6 +198,10 @@ class SessionStore(SessionBase):
         # The session this request left for a key in another hash slot: its
         # key, its moved mark, its fields and TTL (ms), until that key is made.
         self._left_behind: tuple[str, str, dict[bytes, bytes], int] | None = None
+        # The mark that says the cookie's session moved, when a load met it:
+        # ending this session (a logout) deletes it, so that nothing that
+        # moved it puts it back.
+        self._moved_from: str | None = None
         # A cookie enters here: only a validly signed key is taken.
         super().__init__(keys.verify(session_key))
 
@@ -273,6 +279,7 @@ class SessionStore(SessionBase):
         if decoded is None:
             suspicious_logger.warning("Session data corrupted")
         if not raw or decoded is None:
+            self._moved_from = self._moved_mark() if moved else None
             self._session_key = None
             self._state = State.MOVED if moved else State.NEW
             self._stored = {}
@@ -343,7 +350,7 @@ class SessionStore(SessionBase):
             with unavailable_on_error():
                 result = self._written(connection, write)
         except SessionStoreUnavailable:
-            connection.send_all(self._putting_back())
+            self._put_back(connection)
             raise
         self._finish_save(write, result)
 
@@ -367,7 +374,7 @@ class SessionStore(SessionBase):
             with unavailable_on_error():
                 result = await self._awritten(connection, write)
         except SessionStoreUnavailable:
-            await connection.send_all(self._putting_back())
+            await self._aput_back(connection)
             raise
         self._finish_save(write, result)
 
@@ -410,36 +417,39 @@ class SessionStore(SessionBase):
         ):
             self._session_key = keys.new_session_key(tag)
 
-    def _putting_back(
-        self, write: _Write | None = None, reply: list[Any] | None = None
-    ) -> list[tuple[Any, ...]]:
+    def _remember_left(self, write: _Write, reply: list[Any]) -> None:
+        """Keep what leave.lua returned, to put the session back if need be."""
+        if reply:
+            fields = _pairs(reply[1])
+            self._left_behind = (write.keys[0], write.keys[1], fields, int(reply[0]))
+
+    def _put_back_call(self) -> tuple[list[str], list[Any]] | None:
         """
-        Return the commands that put back a session this request left.
+        Plan putting back the session this request left (put_back.lua).
 
         Its new key (in another hash slot) could not be written, or its
         leaving was not confirmed by replicas, and the browser keeps the old
-        cookie: the old session goes on as it was. write and reply: a
-        leave.lua call and its reply, else what the last one left.
+        cookie: the old session goes on as it was, unless a logout of the
+        old cookie ended it meanwhile.
         """
-        if write is not None:
-            if not reply:
-                return []
-            self._left_behind = (
-                write.keys[0],
-                write.keys[1],
-                _pairs(reply[1]),
-                int(reply[0]),
-            )
         if self._left_behind is None:
-            return []
-        key, mark, raw, ttl = self._left_behind
+            return None
+        key, mark, fields, ttl = self._left_behind
         self._left_behind = None
-        flat = [item for pair in raw.items() for item in pair]
-        return [
-            ("hset", key, None, None, None, flat),
-            ("pexpire", key, ttl),
-            ("delete", mark),
-        ]
+        default_ms = _checked_age(self.get_session_cookie_age(), "The age") * 1000
+        flat = [item for pair in fields.items() for item in pair]
+        return [key, mark], [ttl if ttl > 0 else default_ms, *flat]
+
+    def _put_back(self, connection: Connection) -> None:
+        if call := self._put_back_call():
+            # Best effort, while another error goes up: it must not hide it.
+            with suppress(redis.RedisError, RedisClusterException):
+                connection.call(connection.put_back, *call)
+
+    async def _aput_back(self, connection: AsyncConnection) -> None:
+        if call := self._put_back_call():
+            with suppress(redis.RedisError, RedisClusterException):
+                await connection.call(connection.put_back, *call)
 
     def _written(self, connection: Connection, write: _Write) -> int:
         """Send a planned save; undo what replicas left unconfirmed, if it can be."""
@@ -489,6 +499,8 @@ class SessionStore(SessionBase):
         if write.mode == "update" and not self._moved_marks_left:
             return []
         marks = [*self._moved_marks_left, *([mark] if write.mode == "rotate" else [])]
+        if self._left_behind is not None:  # kept: the put-back needs it
+            marks.remove(self._left_behind[1])
         self._state, self._stored = State.DELETED, {}
         assert self.session_key is not None
         return [
@@ -569,6 +581,7 @@ class SessionStore(SessionBase):
         self._stored = write.stored
         self._state = State.STORED
         self._ttl_fresh = True
+        self._left_behind = None  # its new key is written
 
     def cycle_key(self) -> None:
         """
@@ -654,7 +667,8 @@ class SessionStore(SessionBase):
                 connection.leave, write.keys, write.args, auth=write.auth
             )
         except NotReplicated as exc:
-            connection.send_all(self._putting_back(write, exc.reply))
+            self._remember_left(write, exc.reply)
+            self._put_back(connection)
             raise
         self._after_leaving(write, reply, data)
 
@@ -666,7 +680,8 @@ class SessionStore(SessionBase):
                 connection.leave, write.keys, write.args, auth=write.auth
             )
         except NotReplicated as exc:
-            await connection.send_all(self._putting_back(write, exc.reply))
+            self._remember_left(write, exc.reply)
+            await self._aput_back(connection)
             raise
         self._after_leaving(write, reply, data)
 
@@ -684,7 +699,7 @@ class SessionStore(SessionBase):
             raise RotationInterrupted("The session was gone before its key changed.")
         if raw:
             self._moved_marks_left.append(write.keys[1])
-            self._left_behind = (write.keys[0], write.keys[1], raw, int(reply[0]))
+            self._remember_left(write, reply)
         decoded = _decode(raw)
         if raw and decoded is not None and self._stored is not None:
             now, loaded = decoded[0], self._stored
@@ -839,18 +854,16 @@ class SessionStore(SessionBase):
     def delete(self, session_key: str | None = None) -> None:
         """Delete the session under this key (by default, the current one)."""
         signs_out = self._may_be_signed_in(session_key)
-        redis_key = self._key_to_delete(session_key)
-        if redis_key is not None:
+        if redis_keys := self._keys_to_delete(session_key):
             with unavailable_on_error():
-                get_connection().delete(redis_key, auth=signs_out)
+                get_connection().delete(redis_keys, auth=signs_out)
 
     async def adelete(self, session_key: str | None = None) -> None:
         signs_out = self._may_be_signed_in(session_key)
-        redis_key = self._key_to_delete(session_key)
-        if redis_key is not None:
+        if redis_keys := self._keys_to_delete(session_key):
             connection = await get_async_connection()
             with unavailable_on_error():
-                await connection.delete(redis_key, auth=signs_out)
+                await connection.delete(redis_keys, auth=signs_out)
 
     def _may_be_signed_in(self, session_key: str | None) -> bool:
         """Return False only for a session this store knows holds no user."""
@@ -858,16 +871,29 @@ class SessionStore(SessionBase):
             return True
         return self._stored is None or _field_name(SESSION_KEY) in self._stored
 
-    def _key_to_delete(self, session_key: str | None) -> str | None:
-        """Return the Redis key to delete, or None if there is nothing to do."""
+    def _keys_to_delete(self, session_key: str | None) -> list[str]:
+        """
+        Return the Redis keys to delete: a session and the mark that it moved.
+
+        The mark goes too, so that nothing that moved the session (a sign-in
+        on Redis Cluster that could not finish) puts it back after a logout.
+        """
         if session_key is not None and session_key != self.session_key:
             trusted = self._trusted(session_key)
-            return None if trusted is None else self._redis_key(trusted)
+            return [] if trusted is None else self._with_mark(trusted)
+        if self._state is State.MOVED and self._moved_from is not None:
+            mark, self._moved_from = self._moved_from, None
+            self._state = State.DELETED
+            return [mark]
         if self.session_key is None or self._state is State.DELETED:
-            return None
+            return []
         stored = self._state is State.STORED
         self._state = State.DELETED
-        return self._redis_key() if stored else None
+        return self._with_mark(self.session_key) if stored else []
+
+    def _with_mark(self, session_key: str) -> list[str]:
+        key_hash = keys.key_hash(session_key)
+        return [self.names.session(key_hash), self.names.moved(key_hash)]
 
     def load_and_delete(self) -> None:
         """
@@ -879,13 +905,13 @@ class SessionStore(SessionBase):
         if hasattr(self, "_session_cache"):
             self.delete()
             return
-        redis_key = self._key_to_delete(None)
+        redis_keys = self._keys_to_delete(None)
         flat: list[bytes] = []
-        if redis_key is not None:
+        if redis_keys:
             connection = get_connection()
             with unavailable_on_error():
                 flat = connection.run(
-                    connection.load_and_delete, [redis_key], [], auth=True
+                    connection.load_and_delete, redis_keys, [], auth=True
                 )
         self._loaded_and_deleted(flat)
 
@@ -893,13 +919,13 @@ class SessionStore(SessionBase):
         if hasattr(self, "_session_cache"):
             await self.adelete()
             return
-        redis_key = self._key_to_delete(None)
+        redis_keys = self._keys_to_delete(None)
         flat: list[bytes] = []
-        if redis_key is not None:
+        if redis_keys:
             connection = await get_async_connection()
             with unavailable_on_error():
                 flat = await connection.run(
-                    connection.load_and_delete, [redis_key], [], auth=True
+                    connection.load_and_delete, redis_keys, [], auth=True
                 )
         self._loaded_and_deleted(flat)
 

@@ -41,7 +41,9 @@ from django.utils.crypto import constant_time_compare, get_random_string
 DEFAULT_PREFIX = "session"
 ID_LENGTH = 32
 TAG_LENGTH = 3
-SALT = "redis_hash_sessions"
+# The signatures' salt: a format constant, the engine's name when it first
+# signed cookies. Changed, it would sign every user out.
+SALT = "sessionsite.redis_sessions"
 # "<32 id chars>:<43 base64url chars of an HMAC-SHA256>"
 SESSION_KEY_LENGTH = ID_LENGTH + 1 + 43
 _GLOB = re.compile(r"[*?\[\]\\]")

@@ -103,7 +103,7 @@ def test_waited_write_that_meets_ask_leaves_the_slot_map_alone(
     cluster._command(target, "SETSLOT", slot, "IMPORTING", source_id)
     cluster._command(source, "SETSLOT", slot, "MIGRATING", target_id)
     # A logout's delete (auth: waited) of a key the source does not hold.
-    conn.delete(gone, auth=True)
+    conn.delete([gone], auth=True)
     after = client.nodes_manager.slots_cache[slot][0].port
     assert after == source.port, (
         f"slot {slot} now mapped to the importing node {after}; "
