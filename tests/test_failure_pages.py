@@ -53,6 +53,13 @@ def test_the_503_page_says_the_user_is_still_signed_in(signed_in, doomed):
     assert "reach the session store right now; you are still signed in" in html
 
 
+def test_the_503_page_is_the_sites_own_layout(signed_in, doomed):
+    # templates/redis_hash_sessions/ overrides the engine's plain page.
+    doomed.stop()
+    html = signed_in.get("/dashboard/").content.decode()
+    assert '<section class="card narrow">' in html
+
+
 def test_a_login_during_an_outage_says_sign_in_is_unavailable(client, user, doomed):
     doomed.stop()
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
