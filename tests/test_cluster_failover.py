@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -25,12 +25,12 @@ from django.conf import settings
 from redis.crc import key_slot
 
 from tests.http_client import Browser
-from tests.site_process import DEMO_PASSWORD, DEMO_USERNAME, Gunicorn, serving
+from tests.load import JSON, TIMEOUT, Visitor, sign_in, until
+from tests.site_process import DEMO_USERNAME, Gunicorn, serving
 from tests.topologies import ClusterSet
 
 pytestmark = [pytest.mark.faults, pytest.mark.gunicorn]
 
-JSON = {"Accept": "application/json"}
 COOKIE = settings.SESSION_COOKIE_NAME
 SIGNED_IN = 4
 ANONYMOUS = 12
@@ -38,35 +38,11 @@ SIGNERS = 2
 # cluster-node-timeout is 1 s; a replica's election and promotion take
 # 1-2 s more (ClusterSet measured 1.4-2.8 s without load).
 FAILOVER_BOUND = 10.0
-TIMEOUT = 5.0
 
 
-@dataclass
-class Visitor:
-    """A browser counting visits: what it sent and what it got."""
-
-    browser: Browser
-    answers: list[tuple[float, int, int | None, str | None]] = field(
-        default_factory=list
-    )
-
-    def visit(self) -> None:
-        response = self.browser.get("/visits/", headers=JSON)
-        visits = username = None
-        if response.status == HTTPStatus.OK:
-            body = response.json()
-            visits, username = body["visits"], body["username"]
-        self.answers.append((time.monotonic(), response.status, visits, username))
-
-    def statuses(self) -> set[int]:
-        return {status for _, status, _, _ in self.answers}
-
-    def counts(self) -> list[int]:
-        return [visits for _, _, visits, _ in self.answers if visits is not None]
-
-    def tag(self) -> str:
-        """Return the hash tag of the visitor's session: its ID's first three."""
-        return "{" + self.browser.cookies[COOKIE][:3] + "}"
+def tag_of(visitor: Visitor) -> str:
+    """Return the hash tag of a visitor's session: its ID's first three."""
+    return "{" + visitor.browser.cookies[COOKIE][:3] + "}"
 
 
 @pytest.fixture
@@ -76,11 +52,6 @@ def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
     nodes.start()
     yield nodes
     nodes.stop()
-
-
-def sign_in(site: Gunicorn) -> tuple[int, Browser]:
-    browser = Browser(site.port, timeout=TIMEOUT)
-    return browser.log_in(DEMO_USERNAME, DEMO_PASSWORD).status, browser
 
 
 def visitors_of(site: Gunicorn) -> list[Visitor]:
@@ -95,17 +66,6 @@ def visitors_of(site: Gunicorn) -> list[Visitor]:
         visitor.visit()
         visitors.append(visitor)
     return visitors
-
-
-def until(stop: threading.Event, work: Callable[[], None]) -> threading.Thread:
-    def loop() -> None:
-        while not stop.is_set():
-            work()
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=loop)
-    thread.start()
-    return thread
 
 
 @dataclass
@@ -184,8 +144,8 @@ def test_a_killed_primary_answers_503_for_its_sessions_alone_until_promoted(
         **cluster.environment(),
     ) as site:
         visitors = visitors_of(site)
-        doomed = cluster.node_for_key(visitors[0].tag())
-        on_doomed = [v for v in visitors if cluster.node_for_key(v.tag()) is doomed]
+        doomed = cluster.node_for_key(tag_of(visitors[0]))
+        on_doomed = [v for v in visitors if cluster.node_for_key(tag_of(v)) is doomed]
         elsewhere = [v for v in visitors if v not in on_doomed]
         assert elsewhere, "every session landed on one primary"
         signing = Signing(site)
@@ -254,8 +214,8 @@ def test_moving_a_signed_in_users_slot_loses_no_session_and_answers_no_500(
         **cluster.environment(),
     ) as site:
         visitors = visitors_of(site)
-        slot = key_slot(visitors[0].tag().encode())
-        source = cluster.node_for_key(visitors[0].tag())
+        slot = key_slot(tag_of(visitors[0]).encode())
+        source = cluster.node_for_key(tag_of(visitors[0]))
         target = next(p for p in cluster.primaries if p is not source)
         signing = Signing(site)
         stop = threading.Event()
@@ -272,7 +232,7 @@ def test_moving_a_signed_in_users_slot_loses_no_session_and_answers_no_500(
             for thread in threads:
                 thread.join()
 
-        assert cluster.node_for_key(visitors[0].tag()) is target
+        assert cluster.node_for_key(tag_of(visitors[0])) is target
         assert {s for v in visitors for s in v.statuses()} <= {
             HTTPStatus.OK,
             HTTPStatus.SERVICE_UNAVAILABLE,

@@ -12,51 +12,28 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 
 from tests.http_client import Browser
+from tests.load import JSON, TIMEOUT, Visitor, sign_in, until
 from tests.redis_process import free_port
-from tests.site_process import DEMO_PASSWORD, DEMO_USERNAME, Gunicorn, serving
+from tests.site_process import DEMO_USERNAME, serving
 from tests.topologies import SentinelSet
 
 pytestmark = [pytest.mark.faults, pytest.mark.gunicorn]
 
-JSON = {"Accept": "application/json"}
 VISITORS = 8
 SIGNERS = 2
 # Sentinel's down-after-milliseconds is 1 s; electing a leader and
 # promoting a replica take 1-3 s more (measured: about 3 s under this load).
 FAILOVER_BOUND = 10.0
-TIMEOUT = 5.0
 # Shorter than down-after-milliseconds, and than the 8 s after which the
 # sentinels would point a replica back at the primary.
 LAG = 0.8
-
-
-@dataclass
-class Visitor:
-    """A signed-in browser counting visits: what it sent and what it got."""
-
-    browser: Browser
-    answers: list[tuple[float, int, int | None, str | None]] = field(
-        default_factory=list
-    )
-
-    def visit(self) -> None:
-        response = self.browser.get("/visits/", headers=JSON)
-        visits = username = None
-        if response.status == HTTPStatus.OK:
-            body = response.json()
-            visits, username = body["visits"], body["username"]
-        self.answers.append((time.monotonic(), response.status, visits, username))
-
-    def counts(self) -> list[int]:
-        return [visits for _, status, visits, _ in self.answers if visits is not None]
 
 
 @pytest.fixture
@@ -66,22 +43,6 @@ def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
     sentinels.start()
     yield sentinels
     sentinels.stop()
-
-
-def sign_in(site: Gunicorn) -> tuple[int, Browser]:
-    browser = Browser(site.port, timeout=TIMEOUT)
-    return browser.log_in(DEMO_USERNAME, DEMO_PASSWORD).status, browser
-
-
-def until(stop: threading.Event, work: Callable[[], None]) -> threading.Thread:
-    def loop() -> None:
-        while not stop.is_set():
-            work()
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=loop)
-    thread.start()
-    return thread
 
 
 @pytest.mark.parametrize(
