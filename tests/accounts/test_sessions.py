@@ -387,6 +387,18 @@ class TestCommand:
         )
         assert not session_exists(laptop)
 
+    def test_a_key_hash_that_starts_with_a_dash_is_accepted(self, user, redis_client):
+        laptop = device()
+        dashed = "-" + key_hash(laptop)[1:]
+        redis_client.rename(
+            keys.names().session(key_hash(laptop)), keys.names().session(dashed)
+        )
+        redis_client.zadd(user_index(user.pk), {dashed: 9_999_999_999})
+        assert (
+            self.run("revoke", f"--key-hash={dashed}") == f"Ended session {dashed}.\n"
+        )
+        assert redis_client.exists(keys.names().session(dashed)) == 0
+
     def test_an_unknown_user_is_an_error(self, user):
         with pytest.raises(CommandError, match="No user named 'nobody'"):
             self.run("list", "--user", "nobody")
