@@ -69,15 +69,22 @@ PUT_BACK_LUA = _lua("put_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
-SCRIPTS = (
-    SAVE_LUA,
-    INCR_LUA,
-    LEAVE_LUA,
-    PUT_BACK_LUA,
-    LOAD_AND_DELETE_LUA,
-    SESSIONS_OF_LUA,
-    END_SESSIONS_LUA,
-)
+# Each script by the name of the connection's field that runs it.
+SCRIPTS_BY_NAME = {
+    "save": SAVE_LUA,
+    "incr": INCR_LUA,
+    "leave": LEAVE_LUA,
+    "put_back": PUT_BACK_LUA,
+    "load_and_delete": LOAD_AND_DELETE_LUA,
+    "sessions_of": SESSIONS_OF_LUA,
+    "end_sessions": END_SESSIONS_LUA,
+}
+SCRIPTS = tuple(SCRIPTS_BY_NAME.values())
+
+
+def _registered(client: Any) -> dict[str, Any]:
+    """Return the engine's scripts registered on client, by field name."""
+    return {name: client.register_script(lua) for name, lua in SCRIPTS_BY_NAME.items()}
 
 
 class NotReplicated(redis.RedisError):
@@ -454,16 +461,7 @@ def get_connection() -> Connection:
     # A cluster's client maps the cluster as it is made: an outage too.
     with unavailable_on_error():
         client = get_redis_connection(alias, write=True)
-    connection = Connection(
-        client=client,
-        save=client.register_script(SAVE_LUA),
-        incr=client.register_script(INCR_LUA),
-        leave=client.register_script(LEAVE_LUA),
-        put_back=client.register_script(PUT_BACK_LUA),
-        load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
-        sessions_of=client.register_script(SESSIONS_OF_LUA),
-        end_sessions=client.register_script(END_SESSIONS_LUA),
-    )
+    connection = Connection(client=client, **_registered(client))
     _connections[alias] = connection
     return connection
 
@@ -635,16 +633,7 @@ async def get_async_connection() -> AsyncConnection:
         client = redis.asyncio.Redis.from_pool(
             async_pool_for(sync_client.connection_pool)
         )
-    connection = AsyncConnection(
-        client=client,
-        save=client.register_script(SAVE_LUA),
-        incr=client.register_script(INCR_LUA),
-        leave=client.register_script(LEAVE_LUA),
-        put_back=client.register_script(PUT_BACK_LUA),
-        load_and_delete=client.register_script(LOAD_AND_DELETE_LUA),
-        sessions_of=client.register_script(SESSIONS_OF_LUA),
-        end_sessions=client.register_script(END_SESSIONS_LUA),
-    )
+    connection = AsyncConnection(client=client, **_registered(client))
     # asyncio.run(), asgiref's async_to_sync and ASGI servers all call the
     # loop's shutdown_asyncgens() before closing it: an async generator that
     # is suspended then gets closed, and its finally closes the connection.
