@@ -16,6 +16,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -52,6 +53,35 @@ def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
     nodes.start()
     yield nodes
     nodes.stop()
+
+
+def site_on(
+    cluster: ClusterSet, tmp_path: Path, interface: str, **environment: str
+) -> AbstractContextManager[Gunicorn]:
+    """Serve the site on the cluster: 2 workers of 8 threads (or ASGI)."""
+    return serving(
+        cluster.url,
+        tmp_path / "site",
+        workers=2,
+        threads=8,
+        interface=interface,
+        **cluster.environment(),
+        **environment,
+    )
+
+
+@contextmanager
+def loading(visitors: list[Visitor], signing: Signing) -> Iterator[None]:
+    """Keep every visitor visiting, and SIGNERS browsers signing, in the block."""
+    stop = threading.Event()
+    threads = [until(stop, v.visit) for v in visitors]
+    threads += [until(stop, signing.once) for _ in range(SIGNERS)]
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def visitors_of(site: Gunicorn) -> list[Visitor]:
@@ -133,26 +163,15 @@ def assert_no_count_lost(visitors: list[Visitor]) -> None:
 def test_a_killed_primary_answers_503_for_its_sessions_alone_until_promoted(
     cluster: ClusterSet, tmp_path: Path, interface: str
 ) -> None:
-    with serving(
-        cluster.url,
-        tmp_path / "site",
-        workers=2,
-        threads=8,
-        interface=interface,
-        # Every visit waits for its replica: none acknowledged is lost.
-        REDIS_WAIT_FOR="writes",
-        **cluster.environment(),
-    ) as site:
+    # Every visit waits for its replica: none acknowledged is lost.
+    with site_on(cluster, tmp_path, interface, REDIS_WAIT_FOR="writes") as site:
         visitors = visitors_of(site)
         doomed = cluster.node_for_key(tag_of(visitors[0]))
         on_doomed = [v for v in visitors if cluster.node_for_key(tag_of(v)) is doomed]
         elsewhere = [v for v in visitors if v not in on_doomed]
         assert elsewhere, "every session landed on one primary"
         signing = Signing(site)
-        stop = threading.Event()
-        threads = [until(stop, v.visit) for v in visitors]
-        threads += [until(stop, signing.once) for _ in range(SIGNERS)]
-        try:
+        with loading(visitors, signing):
             time.sleep(1)
             killed_at = time.monotonic()
             doomed.kill()
@@ -160,10 +179,6 @@ def test_a_killed_primary_answers_503_for_its_sessions_alone_until_promoted(
             time.sleep(1)
             cluster.restart(doomed)
             time.sleep(1)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
 
         # The other primaries' sessions answered throughout.
         assert {s for v in elsewhere for s in v.statuses()} == {HTTPStatus.OK}
@@ -205,32 +220,18 @@ def test_a_killed_primary_answers_503_for_its_sessions_alone_until_promoted(
 def test_moving_a_signed_in_users_slot_loses_no_session_and_answers_no_500(
     cluster: ClusterSet, tmp_path: Path, interface: str
 ) -> None:
-    with serving(
-        cluster.url,
-        tmp_path / "site",
-        workers=2,
-        threads=8,
-        interface=interface,
-        **cluster.environment(),
-    ) as site:
+    with site_on(cluster, tmp_path, interface) as site:
         visitors = visitors_of(site)
         slot = key_slot(tag_of(visitors[0]).encode())
         source = cluster.node_for_key(tag_of(visitors[0]))
         target = next(p for p in cluster.primaries if p is not source)
         signing = Signing(site)
-        stop = threading.Event()
-        threads = [until(stop, v.visit) for v in visitors]
-        threads += [until(stop, signing.once) for _ in range(SIGNERS)]
-        try:
+        with loading(visitors, signing):
             time.sleep(0.5)
             started = time.monotonic()
             cluster.migrate_slot(slot, target, batch=1, pause=0.1)
             moved_in = time.monotonic() - started
             time.sleep(0.5)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
 
         assert cluster.node_for_key(tag_of(visitors[0])) is target
         assert {s for v in visitors for s in v.statuses()} <= {
