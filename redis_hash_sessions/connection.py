@@ -21,10 +21,11 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, cast
 
 import redis
@@ -755,19 +756,26 @@ def _is_pool_exhausted(exc: Exception) -> bool:
     )
 
 
-@contextmanager
-def unavailable_on_error() -> Iterator[None]:
-    """
-    Raise SessionStoreUnavailable for a Redis outage inside the block.
+class _OutageGuard:
+    """The context manager of unavailable_on_error(); it holds no state."""
 
-    Any other Redis error (a wrong type, a script error, a bad argument) is
-    a bug or a bad value, not an outage: it goes up as it is.
-    """
-    try:
-        yield
-    except (redis.RedisError, RedisClusterException) as exc:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            outage.recovered()
+            pool_exhausted.served()
+            return
+        if not isinstance(exc, redis.RedisError | RedisClusterException):
+            return
         if not is_outage(exc):
-            raise
+            return
         if _is_pool_exhausted(exc):
             pool_exhausted.failed()
         else:
@@ -778,5 +786,18 @@ def unavailable_on_error() -> Iterator[None]:
             "It is likely that Redis is down, unreachable, loading, read-only "
             "or out of memory, or that every pooled connection is in use."
         ) from exc
-    outage.recovered()
-    pool_exhausted.served()
+
+
+# A class, not a @contextmanager generator: it guards every Redis call, and
+# entering a generator costs a microsecond.
+_outage_guard = _OutageGuard()
+
+
+def unavailable_on_error() -> _OutageGuard:
+    """
+    Raise SessionStoreUnavailable for a Redis outage inside the block.
+
+    Any other Redis error (a wrong type, a script error, a bad argument) is
+    a bug or a bad value, not an outage: it goes up as it is.
+    """
+    return _outage_guard

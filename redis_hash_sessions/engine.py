@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import json
+import json.scanner
 import logging
 import math
 from contextlib import suppress
@@ -61,8 +62,12 @@ MAX_EXPIRY_AGE = 10**11
 INT64 = range(-(2**63), 2**63)
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
-# Bound once: json.loads() of bytes spends half its time finding the encoding.
-_json_decode = json.JSONDecoder().decode
+_json_decoder = json.JSONDecoder()
+_json_decode = _json_decoder.decode
+# The decoder's scanner, called directly: JSONDecoder.decode() wraps it in
+# Python that costs more than scanning the short values a session holds
+# (typeshed declares the decoder argument as the scanner's own type).
+_json_scan = json.scanner.make_scanner(_json_decoder)  # type: ignore[arg-type]
 
 Mode = Literal["create", "update", "rotate"]
 
@@ -91,11 +96,15 @@ class _Write:
     mode: Mode = "update"
 
 
+# ASCII, as Django's JSONSerializer writes it: a lone surrogate (which a
+# request's JSON body can carry) is escaped, not an encoding error. Made
+# once: json.dumps() with separators builds an encoder on every call.
+_json_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode(value: Any) -> bytes:
     """Return a session value as the hash stores it: JSON, as Django's serializer."""
-    # ASCII, as Django's JSONSerializer writes it: a lone surrogate (which a
-    # request's JSON body can carry) is escaped, not an encoding error.
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _json_encode(value).encode()
 
 
 def _field_name(name: object) -> str:
@@ -117,11 +126,23 @@ def _decode(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], dict[str, bytes]] 
             name = field.decode()
             if name.startswith(DATA_FIELD_PREFIX):
                 name = name.removeprefix(DATA_FIELD_PREFIX)
-                data[name] = _json_decode(value.decode())
+                data[name] = _json_value(value.decode())
                 stored[name] = value
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors.
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; a value nested
+    # past the recursion limit can only be written around the engine.
+    except (ValueError, RecursionError):
         return None
     return data, stored
+
+
+def _json_value(text: str) -> Any:
+    """Return the value of one JSON document, or raise ValueError."""
+    try:
+        value, end = _json_scan(text, 0)
+    except StopIteration:  # nothing JSON can start with
+        return _json_decode(text)
+    # More than one value (or whitespace around it): decode() says which.
+    return value if end == len(text) else _json_decode(text)
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
@@ -202,6 +223,8 @@ class SessionStore(SessionBase):
         # ending this session (a logout) deletes it, so that nothing that
         # moved it puts it back.
         self._moved_from: str | None = None
+        # The last key hashed and its hash, since it is named again and again.
+        self._hashed: tuple[str, str] | None = None
         # A cookie enters here: only a validly signed key is taken.
         super().__init__(keys.verify(session_key))
 
@@ -215,14 +238,19 @@ class SessionStore(SessionBase):
     @property
     def key_hash(self) -> str | None:
         """Return the session's name in Redis (a hash of its ID), or None."""
-        if self.session_key is None:
+        key = self.session_key
+        if key is None:
             return None
-        return keys.key_hash(self.session_key)
+        if self._hashed is None or self._hashed[0] != key:
+            self._hashed = (key, keys.key_hash(key))
+        return self._hashed[1]
 
     def _redis_key(self, session_key: str | None = None) -> str:
-        key = session_key or self.session_key
-        assert key is not None
-        return self.names.session(keys.key_hash(key))
+        if session_key is None or session_key == self.session_key:
+            key_hash = self.key_hash
+            assert key_hash is not None
+            return self.names.session(key_hash)
+        return self.names.session(keys.key_hash(session_key))
 
     def _trusted(self, session_key: str | None) -> str | None:
         """Return a key given to exists() or delete(), or None if it is no key."""
@@ -263,8 +291,9 @@ class SessionStore(SessionBase):
         return self._apply_loaded(raw, moved=moved)
 
     def _moved_mark(self) -> str:
-        assert self.session_key is not None
-        return self.names.moved(keys.key_hash(self.session_key))
+        key_hash = self.key_hash
+        assert key_hash is not None
+        return self.names.moved(key_hash)
 
     @property
     def moved(self) -> bool:

@@ -25,18 +25,19 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeIs
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
-from django.core import signing
 from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.utils.crypto import constant_time_compare, get_random_string
+from django.utils.encoding import force_bytes
 
 DEFAULT_PREFIX = "session"
 ID_LENGTH = 32
@@ -53,10 +54,36 @@ _TAGGED_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
 CLUSTER_FACTORY = "redis_hash_sessions.cluster.ClusterConnectionFactory"
 
 
-def _signer() -> signing.Signer:
-    # Built per call so that SECRET_KEY and SECRET_KEY_FALLBACKS are read
-    # as they are now (override_settings, key rotation in a running shell).
-    return signing.Signer(salt=SALT, algorithm="sha256")
+def _macs() -> tuple[hmac.HMAC, ...]:
+    """Return a keyed HMAC-SHA256 for SECRET_KEY, then one for each fallback."""
+    # Read per call, so that override_settings and a key rotation in a
+    # running shell take effect; keyed once per set of secrets.
+    return _keyed(settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed(secret: str, fallbacks: tuple[str, ...]) -> tuple[hmac.HMAC, ...]:
+    # Keyed as django.core.signing.Signer(salt=SALT, algorithm="sha256")
+    # keys its HMAC (salted_hmac), so that its signatures are Django's; Signer
+    # itself derives the key and builds the HMAC on every call, which cost a
+    # cookie's check several microseconds.
+    return tuple(
+        hmac.new(
+            hashlib.sha256(force_bytes(SALT + "signer") + force_bytes(key)).digest(),
+            digestmod=hashlib.sha256,
+        )
+        for key in (secret, *fallbacks)
+    )
+
+
+def _signature(mac: hmac.HMAC, session_id: str) -> str:
+    signed = mac.copy()
+    signed.update(session_id.encode())
+    return base64.urlsafe_b64encode(signed.digest()).rstrip(b"=").decode()
+
+
+def _signed(session_id: str) -> str:
+    return f"{session_id}:{_signature(_macs()[0], session_id)}"
 
 
 def is_well_formed(value: object) -> TypeIs[str]:
@@ -75,9 +102,24 @@ def new_session_key(tag: str | None = None) -> str:
     tag (user_tag()) starts the ID; without it the whole ID is random.
     """
     if tag is None:
-        return _signer().sign(get_random_string(ID_LENGTH, VALID_KEY_CHARS))
-    random_part = get_random_string(ID_LENGTH - TAG_LENGTH, VALID_KEY_CHARS)
-    return _signer().sign(tag + random_part)
+        return _signed(_random_chars(ID_LENGTH))
+    return _signed(tag + _random_chars(ID_LENGTH - TAG_LENGTH))
+
+
+def _random_chars(length: int) -> str:
+    """Return length characters of VALID_KEY_CHARS, each drawn uniformly."""
+    # One draw from the OS for the whole string: Django's get_random_string()
+    # makes one per character, which was most of the time a new key took.
+    return _in_key_chars(secrets.randbelow(len(VALID_KEY_CHARS) ** length), length)
+
+
+def _in_key_chars(number: int, length: int) -> str:
+    """Return the last length digits of number in base len(VALID_KEY_CHARS)."""
+    chars = []
+    for _ in range(length):
+        number, index = divmod(number, len(VALID_KEY_CHARS))
+        chars.append(VALID_KEY_CHARS[index])
+    return "".join(chars)
 
 
 def user_tag(user_id: str) -> str:
@@ -89,12 +131,7 @@ def user_tag(user_id: str) -> str:
     the cookie, being the session itself, already gives away.
     """
     digest = int.from_bytes(hashlib.sha256(f"{SALT}:{user_id}".encode()).digest())
-    number = digest % len(VALID_KEY_CHARS) ** TAG_LENGTH
-    tag = ""
-    for _ in range(TAG_LENGTH):
-        number, index = divmod(number, len(VALID_KEY_CHARS))
-        tag += VALID_KEY_CHARS[index]
-    return tag
+    return _in_key_chars(digest, TAG_LENGTH)
 
 
 def tag_of(session_key: str) -> str | None:
@@ -112,16 +149,16 @@ def verify(value: object) -> str | None:
     """
     if not is_well_formed(value):
         return None
-    signer = _signer()
-    current = signer.sign(value[:ID_LENGTH])
-    if constant_time_compare(current, value):
+    session_id, signature = value[:ID_LENGTH], value[ID_LENGTH + 1 :]
+    current, *fallbacks = _macs()
+    current_signature = _signature(current, session_id)
+    if hmac.compare_digest(current_signature, signature):
         return value
     # Not the current key's signature: the cookie may be from a fallback key.
-    try:
-        signer.unsign(value)
-    except signing.BadSignature:
-        return None
-    return current
+    for mac in fallbacks:
+        if hmac.compare_digest(_signature(mac, session_id), signature):
+            return f"{session_id}:{current_signature}"
+    return None
 
 
 def key_hash(session_key: str) -> str:

@@ -584,15 +584,27 @@ class TestCorruptedData:
         assert session.session_key is None
         assert caplog.messages == ["Session data corrupted"]
 
-    def test_a_field_that_is_not_json_loads_as_an_empty_session(
-        self, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+    @pytest.mark.parametrize(
+        "value",
+        [b"\xff{not json", b"", b"1 2", b'"unterminated', b"{}x", b"[" * 100_000],
+        ids=["not-utf8", "empty", "two-values", "unterminated", "trailing", "deep"],
+    )
+    def test_a_field_that_is_not_one_json_value_loads_as_an_empty_session(
+        self, value: bytes, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
     ) -> None:
         session = stored({"a": 1})
-        redis_client.hset(redis_key(session), "d:a", b"\xff{not json")
+        redis_client.hset(redis_key(session), "d:a", value)
         with caplog.at_level(logging.WARNING, "django.security.SuspiciousSession"):
             loaded = SessionStore(session.session_key)
             assert dict(loaded.items()) == {}
         assert caplog.messages == ["Session data corrupted"]
+
+    def test_a_field_with_whitespace_around_its_json_loads(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"a": 1})
+        redis_client.hset(redis_key(session), "d:a", b' {"b": [2]}\n')
+        assert SessionStore(session.session_key)["a"] == {"b": [2]}
 
     def test_a_corrupted_session_is_replaced_by_a_new_one_on_save(
         self, redis_client: redis.Redis

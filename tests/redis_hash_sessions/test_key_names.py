@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
 from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core import signing
 from django.test import override_settings
 
@@ -69,3 +71,42 @@ def test_a_cookie_signed_before_the_engine_moved_packages_still_verifies():
     signer = signing.Signer(salt="sessionsite.redis_sessions", algorithm="sha256")
     cookie = signer.sign("a" * keys.ID_LENGTH)
     assert keys.verify(cookie) == cookie
+
+
+def test_a_new_key_carries_djangos_signature_of_its_id():
+    key = keys.new_session_key()
+    signer = signing.Signer(salt="sessionsite.redis_sessions", algorithm="sha256")
+    assert signer.unsign(key) == key[: keys.ID_LENGTH]
+    assert signer.sign(key[: keys.ID_LENGTH]) == key
+
+
+def test_a_cookie_signed_with_a_fallback_secret_verifies_re_signed(settings):
+    old = signing.Signer(
+        key="the-old-secret", salt="sessionsite.redis_sessions", algorithm="sha256"
+    ).sign("b" * keys.ID_LENGTH)
+    settings.SECRET_KEY_FALLBACKS = ["another-old-secret", "the-old-secret"]
+    current = signing.Signer(salt="sessionsite.redis_sessions", algorithm="sha256")
+    assert keys.verify(old) == current.sign("b" * keys.ID_LENGTH)
+
+
+def test_a_cookie_signed_with_an_unknown_secret_does_not_verify(settings):
+    forged = signing.Signer(
+        key="not-our-secret", salt="sessionsite.redis_sessions", algorithm="sha256"
+    ).sign("c" * keys.ID_LENGTH)
+    settings.SECRET_KEY_FALLBACKS = ["the-old-secret"]
+    assert keys.verify(forged) is None
+
+
+def test_new_session_ids_draw_every_character_evenly_at_every_place():
+    ids = [keys.new_session_key()[: keys.ID_LENGTH] for _ in range(10_000)]
+    alphabet = set(VALID_KEY_CHARS)
+    # More than five standard deviations from the mean fails, a chance of
+    # about one in a million per run; a skewed draw (a modulo of too few
+    # random bits, say) is off by far more at its first or last place.
+    overall = Counter("".join(ids))
+    assert set(overall) == alphabet
+    assert all(abs(n - 320_000 / 36) < 533 for n in overall.values())
+    for place in (0, keys.ID_LENGTH - 1):
+        counts = Counter(session_id[place] for session_id in ids)
+        assert set(counts) == alphabet
+        assert all(abs(n - 10_000 / 36) < 100 for n in counts.values())
