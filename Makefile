@@ -4,7 +4,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-micro bench-asgi dist
+.PHONY: run test bench bench-micro bench-scaling bench-asgi dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(VENV)/.installed
 
 bench-micro: $(VENV)/.installed
 	$(BIN)/python -m bench.micro
+
+# Memory and load time with 10,000 to 1,000,000 sessions in Redis, and the
+# cost of a user's login, listing and ending with 1 to 1,000 sessions.
+bench-scaling: $(VENV)/.installed
+	$(BIN)/python -m bench.scaling
 
 # Our engine under sync, gthread and ASGI workers alone (bench runs it last).
 bench-asgi: $(VENV)/.installed

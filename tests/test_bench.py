@@ -42,6 +42,21 @@ def test_the_micro_benchmark_prints_its_table():
     ]
 
 
+def test_the_scaling_benchmark_prints_both_tables(tmp_path):
+    output = run(
+        "bench.scaling",
+        BENCH_SCALING_SIZES="50,100",
+        BENCH_SCALING_PER_USER="1,3",
+        BENCH_SCALING_LOADS="10",
+        BENCH_SCALING_REPEATS="2",
+        BENCH_SCALING_RESULTS=str(tmp_path / "results.md"),
+    )
+    rows = [line for line in output.splitlines() if line[2:3].isdigit()]
+    assert [row.split(" | ")[0] for row in rows] == ["| 50", "| 100", "| 1", "| 3"]
+    written = (tmp_path / "results.md").read_text().splitlines()
+    assert all(row in written for row in rows)
+
+
 @pytest.mark.gunicorn
 def test_the_measurement_counts_our_round_trips(tmp_path):
     redis = RedisProcess(tmp_path / "redis")
