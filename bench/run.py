@@ -35,7 +35,7 @@ ENGINES = [
     "django db",
     "django signed_cookies",
 ]
-OURS, CACHE, SIGNED = ENGINES[0], ENGINES[2], ENGINES[5]
+OURS, CACHE, SESSIONS, SIGNED = ENGINES[0], ENGINES[2], ENGINES[3], ENGINES[5]
 KINDS = {"read_and_change": "/change/", "read_only": "/read/"}
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
@@ -247,7 +247,26 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
     lines += ["", *redis_time_table(exact)]
     ours = exact[OURS]
     ours_time, cache_time = ours["redis_time"], exact[CACHE]["redis_time"]
+
+    def ratio(kind: str, other: str) -> tuple[float, str]:
+        """Return ours / other's median req/s, and that ratio in each round."""
+        pairs = zip(runs[(OURS, kind)], runs[(other, kind)], strict=True)
+        rounds = [mine[0] / theirs[0] for mine, theirs in pairs]
+        median = rps(OURS, kind) / rps(other, kind)
+        return median, f"{median:.2f} x (rounds {min(rounds):.2f}-{max(rounds):.2f})"
+
     targets = [
+        *[
+            (
+                f"read-only throughput >= 1.0 x {name}",
+                ratio("read_only", other)[0] >= 1.0,
+                ratio("read_only", other)[1],
+            )
+            for name, other in (
+                ("Django cache backend", CACHE),
+                ("django-redis-sessions", SESSIONS),
+            )
+        ],
         (
             "read-and-change throughput >= 1.5 x Django cache backend",
             ours_rps >= 1.5 * rps(CACHE, "read_and_change"),
