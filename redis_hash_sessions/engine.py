@@ -136,7 +136,7 @@ def _decode(raw: dict[bytes, bytes]) -> tuple[dict[str, Any], dict[str, bytes]] 
 
 
 def _json_value(text: str) -> Any:
-    """Return the value of one JSON document, or raise ValueError."""
+    """Return the value of one JSON document; raise ValueError or RecursionError."""
     try:
         value, end = _json_scan(text, 0)
     except StopIteration:  # nothing JSON can start with

@@ -66,10 +66,13 @@ def _keyed(secret: str, fallbacks: tuple[str, ...]) -> tuple[hmac.HMAC, ...]:
     # Keyed as django.core.signing.Signer(salt=SALT, algorithm="sha256")
     # keys its HMAC (salted_hmac), so that its signatures are Django's; Signer
     # itself derives the key and builds the HMAC on every call, which cost a
-    # cookie's check several microseconds.
+    # cookie's check several microseconds. As in Signer, an empty fallback
+    # (None, "") stands for SECRET_KEY: never for a key anyone can sign with.
     return tuple(
         hmac.new(
-            hashlib.sha256(force_bytes(SALT + "signer") + force_bytes(key)).digest(),
+            hashlib.sha256(
+                force_bytes(SALT + "signer") + force_bytes(key or secret)
+            ).digest(),
             digestmod=hashlib.sha256,
         )
         for key in (secret, *fallbacks)

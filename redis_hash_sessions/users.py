@@ -121,7 +121,9 @@ def _user_session(row: list[bytes], fields: Sequence[str]) -> UserSession:
             for name, value in zip(fields, row[2:], strict=True)
             if value is not None
         }
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors.
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; a value nested
+    # past the recursion limit can only be written around the engine.
+    except (ValueError, RecursionError):
         return UserSession(key_hash, expires_at, {}, readable=False)
     return UserSession(key_hash, expires_at, data)
 
@@ -216,7 +218,12 @@ def user_of(key_hash: str) -> str | None:
     """Return the id of the user a session (named by its key hash) belongs to."""
     with unavailable_on_error():
         raw = get_connection().client.hget(keys.names().session(key_hash), USER_FIELD)
-    return None if raw is None else str(json.loads(raw))
+    if raw is None:
+        return None
+    try:
+        return str(json.loads(raw))
+    except (ValueError, RecursionError):  # not a user id the engine wrote
+        return None
 
 
 def count_sessions() -> int:

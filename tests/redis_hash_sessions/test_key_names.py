@@ -110,3 +110,17 @@ def test_new_session_ids_draw_every_character_evenly_at_every_place():
         counts = Counter(session_id[place] for session_id in ids)
         assert set(counts) == alphabet
         assert all(abs(n - 10_000 / 36) < 100 for n in counts.values())
+
+
+@pytest.mark.parametrize(
+    ("empty", "as_bytes"), [("", b""), (None, b"None")], ids=["empty-string", "none"]
+)
+def test_an_empty_fallback_secret_signs_nothing_of_its_own(settings, empty, as_bytes):
+    # Django's Signer takes an empty fallback for SECRET_KEY itself, so a
+    # signature made with the empty secret (or its bytes) is no signature.
+    settings.SECRET_KEY_FALLBACKS = [empty]
+    session_id = "d" * keys.ID_LENGTH
+    signature = signing.base64_hmac(
+        "sessionsite.redis_sessions" + "signer", session_id, as_bytes, "sha256"
+    )
+    assert keys.verify(f"{session_id}:{signature}") is None

@@ -124,6 +124,19 @@ def test_listing_returns_the_fields_asked_for():
     assert entry.data == {"_ip": "203.0.113.7", "_device": "Firefox on Linux"}
 
 
+@pytest.mark.parametrize(
+    "value", [b"{not json", b"[" * 100_000], ids=["not-json", "nested-too-deep"]
+)
+def test_a_field_that_is_not_json_lists_its_session_as_unreadable(
+    value: bytes, redis_client: redis.Redis
+):
+    session = signed_in("1", _device="Firefox")
+    redis_client.hset(session_redis_key(session.session_key), "d:_device", value)
+    (entry,) = users.sessions_of("1", fields=["_device"])
+    assert entry.key_hash == session.key_hash
+    assert entry.readable is False
+
+
 def test_a_member_whose_session_vanished_is_pruned_when_listed(
     redis_client: redis.Redis,
 ):
@@ -212,6 +225,17 @@ class TestEndingSessions:
 def test_user_of_names_the_user_of_a_session():
     session = signed_in("42")
     assert users.user_of(session.key_hash or "") == "42"
+
+
+@pytest.mark.parametrize(
+    "value", [b"{not json", b"[" * 100_000], ids=["not-json", "nested-too-deep"]
+)
+def test_user_of_a_session_whose_user_is_not_json_is_nobody(
+    value: bytes, redis_client: redis.Redis
+):
+    session = signed_in("42")
+    redis_client.hset(session_redis_key(session.session_key), "d:_auth_user_id", value)
+    assert users.user_of(session.key_hash or "") is None
 
 
 def test_count_sessions_counts_session_hashes_only():
