@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import django
 
@@ -34,11 +36,21 @@ SAVE_ARGS = [TTL, "=", "0", "d:_auth_user_id", "", ""]
 INCR_ARGS = [TTL, "d:_auth_user_id", "", ""]
 
 
-def rate(operation: Callable[[int], object], indexes: range) -> float:
+def rate(
+    operation: Callable[[int], object], indexes: range, client: Any, sent: Counter[str]
+) -> float:
+    """Return operation's rate over indexes; add the commands it sent to sent."""
+    client.config_resetstat()
     start = time.perf_counter()
     for i in indexes:
         operation(i)
-    return len(indexes) / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    stats: dict[str, Any] = client.info("commandstats")
+    for name, stat in stats.items():
+        command = name.removeprefix("cmdstat_")
+        if not command.startswith(("config", "info")):
+            sent[command] += stat["calls"]
+    return len(indexes) / elapsed
 
 
 def rounds() -> list[range]:
@@ -51,7 +63,9 @@ def rounds() -> list[range]:
 class Operation:
     """An engine operation, the raw redis-py calls that send Redis the same
     commands, and a check that the raw calls did change Redis as the engine's
-    do (a baseline that did nothing would make any engine look slow)."""
+    do (a baseline that did nothing would make any engine look slow). Both
+    sides must also send Redis the same commands, as many of each (INFO
+    commandstats), or the run stops."""
 
     name: str
     engine: Callable[[int], object]
@@ -73,6 +87,9 @@ def main() -> None:
     conn = connection.get_connection()
     client = conn.client
     names = keys.names()
+    # Loaded first, so that neither side pays a NOSCRIPT and a SCRIPT LOAD.
+    for script in connection.SCRIPTS:
+        client.script_load(script)
 
     def stored() -> str:
         session = SessionStore()
@@ -174,7 +191,10 @@ def main() -> None:
         Operation(
             "delete",
             lambda i: SessionStore(engine_deletes[i]).delete(),
-            lambda i: client.delete(delete_keys[i]),
+            # The session and the mark that it moved, as the engine deletes.
+            lambda i: client.delete(
+                delete_keys[i], names.moved(delete_keys[i].rsplit(":", 1)[1])
+            ),
             lambda: client.exists(*delete_keys) == 0,
         ),
     ]
@@ -188,11 +208,18 @@ def main() -> None:
         for operation in operations:
             engine: list[float] = []
             raw: list[float] = []
+            engine_sent: Counter[str] = Counter()
+            raw_sent: Counter[str] = Counter()
             for indexes in rounds():
-                engine.append(rate(operation.engine, indexes))
-                raw.append(rate(operation.raw, indexes))
+                engine.append(rate(operation.engine, indexes, client, engine_sent))
+                raw.append(rate(operation.raw, indexes, client, raw_sent))
             if not operation.check_raw():
                 raise SystemExit(f"{operation.name}: the raw calls changed nothing")
+            if raw_sent != engine_sent:
+                raise SystemExit(
+                    f"{operation.name}: the raw calls sent {dict(raw_sent)}, "
+                    f"the engine {dict(engine_sent)}"
+                )
             ratios = [e / r for e, r in zip(engine, raw, strict=True)]
             ratio = statistics.median(ratios)
             print(

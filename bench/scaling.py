@@ -144,7 +144,7 @@ def main() -> None:
         per_session = (int(store.info("memory")["used_memory"]) - base) / size
         picked = sample[-LOADS:]
         store.config_resetstat()
-        loads = [timed(SessionStore(key).load) for key in picked]
+        loads = [timed(lambda key=key: SessionStore(key).load()) for key in picked]
         line = (
             f"| {size:,} | {per_session:,.0f} B | {command_usec('hgetall'):.2f} "
             f"| {spread(loads)} |"
