@@ -47,6 +47,13 @@ TAG_LENGTH = 3
 SALT = "sessionsite.redis_sessions"
 # "<32 id chars>:<43 base64url chars of an HMAC-SHA256>"
 SESSION_KEY_LENGTH = ID_LENGTH + 1 + 43
+# A random byte below 252 (7 x 36) stands for VALID_KEY_CHARS[byte % 36];
+# the four bytes above are dropped, so that every character is as likely.
+_EVEN_BYTES = 256 - 256 % len(VALID_KEY_CHARS)
+_BYTE_TO_KEY_CHAR = bytes(
+    ord(VALID_KEY_CHARS[byte % len(VALID_KEY_CHARS)]) for byte in range(256)
+)
+_UNEVEN_BYTES = bytes(range(_EVEN_BYTES, 256))
 _GLOB = re.compile(r"[*?\[\]\\]")
 _SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
 # A key hash on Redis Cluster: the ID's tag, then the SHA-256 of the ID.
@@ -113,7 +120,11 @@ def _random_chars(length: int) -> str:
     """Return length characters of VALID_KEY_CHARS, each drawn uniformly."""
     # One draw from the OS for the whole string: Django's get_random_string()
     # makes one per character, which was most of the time a new key took.
-    return _in_key_chars(secrets.randbelow(len(VALID_KEY_CHARS) ** length), length)
+    chars = b""
+    while len(chars) < length:
+        drawn = secrets.token_bytes(length + 8)
+        chars += drawn.translate(_BYTE_TO_KEY_CHAR, _UNEVEN_BYTES)
+    return chars[:length].decode()
 
 
 def _in_key_chars(number: int, length: int) -> str:
