@@ -65,6 +65,7 @@ def _lua(name: str) -> str:
 # The scripts that write sessions start with the shared helpers.
 SAVE_LUA = _lua("common") + _lua("save")
 INCR_LUA = _lua("common") + _lua("incr")
+LOAD_AND_INCR_LUA = _lua("common") + _lua("load_and_incr")
 LEAVE_LUA = _lua("common") + _lua("leave")
 PUT_BACK_LUA = _lua("put_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
@@ -74,6 +75,7 @@ END_SESSIONS_LUA = _lua("end_sessions")
 SCRIPTS_BY_NAME = {
     "save": SAVE_LUA,
     "incr": INCR_LUA,
+    "load_and_incr": LOAD_AND_INCR_LUA,
     "leave": LEAVE_LUA,
     "put_back": PUT_BACK_LUA,
     "load_and_delete": LOAD_AND_DELETE_LUA,
@@ -203,6 +205,7 @@ class Connection:
     client: redis.Redis | RedisCluster
     save: Script
     incr: Script
+    load_and_incr: Script
     leave: Script
     put_back: Script
     load_and_delete: Script
@@ -335,6 +338,7 @@ class AsyncConnection:
     client: redis.asyncio.Redis | AsyncRedisCluster
     save: AsyncScript
     incr: AsyncScript
+    load_and_incr: AsyncScript
     leave: AsyncScript
     put_back: AsyncScript
     load_and_delete: AsyncScript

@@ -188,6 +188,13 @@ def _incr_error(exc: redis.ResponseError, key: str) -> Exception:
     return exc
 
 
+def _check_amount(amount: object) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise TypeError(f"The amount must be an integer, not {amount!r}.")
+    if amount not in INT64:
+        raise ValueError(f"The amount {amount} does not fit in 64 bits.")
+
+
 def _user_of(data: dict[str, Any]) -> str | None:
     """Return the user a session names, as login() stores it (a string), or None."""
     user = data.get(SESSION_KEY)
@@ -214,6 +221,9 @@ class SessionStore(SessionBase):
         self._stored: dict[str, bytes] | None = None
         # This request has already set the TTL (a save or an increment).
         self._ttl_fresh = False
+        # An increment that loaded the session found its entry in its user's
+        # index due to move: the save at the end of the request moves it.
+        self._index_due = False
         # The moved marks that this request's cycle_key() calls left.
         self._moved_marks_left: list[str] = []
         # The session this request left for a key in another hash slot: its
@@ -559,7 +569,13 @@ class SessionStore(SessionBase):
         else:
             changed = {n: v for n, v in encoded.items() if stored.get(n) != v}
             deleted = [n for n in stored if n not in encoded]
-        if mode == "update" and not changed and not deleted and self._ttl_fresh:
+        if (
+            mode == "update"
+            and not changed
+            and not deleted
+            and self._ttl_fresh
+            and not self._index_due
+        ):
             return None
         if stored is not None and EXPIRY not in changed and EXPIRY not in deleted:
             rule = "="
@@ -610,6 +626,7 @@ class SessionStore(SessionBase):
         self._stored = write.stored
         self._state = State.STORED
         self._ttl_fresh = True
+        self._index_due = False
         self._left_behind = None  # its new key is written
 
     def cycle_key(self) -> None:
@@ -797,12 +814,16 @@ class SessionStore(SessionBase):
         """
         Add amount to the integer at key (absent counts as 0), atomically.
 
-        Return the new value. It costs one round trip on a stored session and
-        none on one that is not saved yet; concurrent increments never lose
-        a count. Raise TypeError if the value is not an integer, ValueError
-        if the sum leaves 64 bits, UpdateError if the session was deleted
-        meanwhile.
+        Return the new value. It costs one round trip on a stored session,
+        loading it in the same step if nothing has read it yet, and none on
+        one that is not saved yet; concurrent increments never lose a count.
+        Raise TypeError if the value is not an integer, ValueError if the sum
+        leaves 64 bits, UpdateError if the session was deleted meanwhile.
         """
+        if self._loads_with_incr(amount):
+            counted = self.load_and_incr(key, amount)
+            if counted is not None:
+                return counted
         session = self._get_session()
         local = self._incr_locally(session, key, amount)
         if local is not None:
@@ -819,6 +840,10 @@ class SessionStore(SessionBase):
         return self._finish_incr(session, key, result)
 
     async def aincr(self, key: str, amount: int = 1) -> int:
+        if self._loads_with_incr(amount):
+            counted = await self.aload_and_incr(key, amount)
+            if counted is not None:
+                return counted
         session = await self._aget_session()
         local = self._incr_locally(session, key, amount)
         if local is not None:
@@ -834,6 +859,83 @@ class SessionStore(SessionBase):
                 raise _incr_error(exc, key) from exc
         return self._finish_incr(session, key, result)
 
+    def load_and_incr(self, key: str, amount: int = 1) -> int | None:
+        """
+        Load the session and add amount to the integer at key, in one round trip.
+
+        For a page whose first use of the session is to count: incr() does
+        this itself on a session nothing has read yet. Return the new value,
+        or None if Redis holds no session under this key (deleted, moved or
+        corrupted): nothing is counted then, and the session is as load()
+        would have found it. Raise as incr() does. On a session already
+        loaded, or not stored, this is incr(), or None.
+        """
+        if not self._loads_with_incr(amount):
+            if hasattr(self, "_session_cache"):
+                return self.incr(key, amount)
+            return None
+        connection = get_connection()
+        with unavailable_on_error():
+            try:
+                reply = connection.run(
+                    connection.load_and_incr,
+                    *self._load_and_incr_call(key, amount),
+                    auth=False,
+                )
+            except redis.ResponseError as exc:
+                raise _incr_error(exc, key) from exc
+        return self._loaded_with_incr(key, reply)
+
+    async def aload_and_incr(self, key: str, amount: int = 1) -> int | None:
+        if not self._loads_with_incr(amount):
+            if hasattr(self, "_session_cache"):
+                return await self.aincr(key, amount)
+            return None
+        connection = await get_async_connection()
+        with unavailable_on_error():
+            try:
+                reply = await connection.run(
+                    connection.load_and_incr,
+                    *self._load_and_incr_call(key, amount),
+                    auth=False,
+                )
+            except redis.ResponseError as exc:
+                raise _incr_error(exc, key) from exc
+        return self._loaded_with_incr(key, reply)
+
+    def _loads_with_incr(self, amount: int) -> bool:
+        """Return True if an increment loads the session too (load_and_incr.lua)."""
+        _check_amount(amount)
+        return (
+            not hasattr(self, "_session_cache")
+            and self.session_key is not None
+            and self._state is State.STORED
+        )
+
+    def _load_and_incr_call(self, key: str, amount: int) -> tuple[list[str], list[Any]]:
+        default_age = _checked_age(self.get_session_cookie_age(), "The session age")
+        redis_keys = [self._redis_key(), self._moved_mark()]
+        return redis_keys, [DATA_FIELD_PREFIX + key, amount, default_age, USER_FIELD]
+
+    def _loaded_with_incr(self, key: str, reply: list[Any]) -> int | None:
+        """
+        Take what load_and_incr.lua did; return the new value, if it counted.
+
+        If the session was not there (or not one of ours), it is loaded as
+        load() would have found it, and None says to count afresh.
+        """
+        self.accessed = True
+        if reply[0] != 1:
+            raw: dict[bytes, bytes] | None = None if reply[0] == -1 else {}
+            moved = reply[0] == 0 and reply[1] == 1
+            self._session_cache = self._apply_loaded(raw, moved=moved)
+            return None
+        self._session_cache = self._apply_loaded(_pairs(reply[2]))
+        if self.session_key is None:  # stored, but not as JSON: corrupted
+            return None
+        self._index_due = reply[3] == 1
+        return self._finish_incr(self._session_cache, key, int(reply[1]))
+
     def _plan_incr(self, session: dict[str, Any], key: str, amount: int) -> _Write:
         default_age = _checked_age(self.get_session_cookie_age(), "The session age")
         redis_keys = [self._redis_key()]
@@ -847,8 +949,7 @@ class SessionStore(SessionBase):
         self, session: dict[str, Any], key: str, amount: int
     ) -> int | None:
         """Apply an increment that Redis need not see yet; else return None."""
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise TypeError(f"The amount must be an integer, not {amount!r}.")
+        _check_amount(amount)
         current = session.get(key, 0)
         if not isinstance(current, int) or isinstance(current, bool):
             raise TypeError(f"Session value {key!r} is not an integer.")

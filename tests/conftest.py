@@ -35,6 +35,11 @@ def stored_key(**data: object) -> str:
     return session.session_key
 
 
+def redis_now(redis_client: Any) -> int:
+    """Return Redis's clock, in whole seconds: the clock TTLs run on."""
+    return int(redis_client.time()[0])
+
+
 def session_redis_key(session_key: str) -> str:
     """Return the Redis key of a session, as the engine names it."""
     from redis_hash_sessions import keys

@@ -11,6 +11,9 @@
 -- session written again and again (a visit counter) re-scores its entry
 -- at most once a minute, not on every write. An entry is therefore never
 -- pruned while its session lives, and is at most this many seconds late.
+-- The session's hash keeps the score it last gave its entry, in
+-- "m:indexed", so that a write tells whether the entry must move without
+-- reading the index (and a script that was not given the index can say so).
 local INDEX_SLACK = 60
 
 -- How long a mark that a session moved to a new key lives: longer than a
@@ -33,13 +36,21 @@ local function ttl_of(rule, default_age, now)
   return math.floor(ttl)
 end
 
+-- Whether a session's entry in its user's index must move for the session
+-- to live until expires: indexed is the session's "m:indexed" (or false).
+local function index_due(indexed, expires)
+  return not (indexed and tonumber(indexed) and tonumber(indexed) >= expires)
+end
+
 -- Keep member's entry in a user's index (a sorted set by expiry time) at or
--- past expires; when it moves, drop the entries that have expired and let
--- the index expire with its last entry. forced: score it whatever it holds.
-local function index(key, member, expires, now, forced)
-  local score = redis.call("ZSCORE", key, member)
-  if not forced and score and tonumber(score) >= expires then return end
-  redis.call("ZADD", key, expires + INDEX_SLACK, member)
+-- past expires, and note its score in the session's hash; when it moves,
+-- drop the entries that have expired and let the index expire with its
+-- last entry. indexed: the session's "m:indexed"; forced: score it anyway.
+local function index(key, member, session, indexed, expires, now, forced)
+  if not forced and not index_due(indexed, expires) then return end
+  local score = expires + INDEX_SLACK
+  redis.call("ZADD", key, score, member)
+  redis.call("HSET", session, "m:indexed", score)
   redis.call("ZREMRANGEBYSCORE", key, "-inf", now)
   local last = redis.call("ZRANGE", key, -1, -1, "WITHSCORES")
   redis.call("EXPIREAT", key, math.ceil(tonumber(last[2])))

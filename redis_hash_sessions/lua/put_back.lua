@@ -13,6 +13,9 @@ if redis.call("EXISTS", KEYS[2]) == 0 or redis.call("EXISTS", KEYS[1]) == 1 then
   return 0
 end
 redis.call("HSET", KEYS[1], unpack(ARGV, 2))
+-- Its index entry may have been pruned while it was gone: the next write
+-- scores it again.
+redis.call("HDEL", KEYS[1], "m:indexed")
 redis.call("PEXPIRE", KEYS[1], ARGV[1])
 redis.call("DEL", KEYS[2])
 return 1

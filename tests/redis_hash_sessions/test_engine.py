@@ -559,6 +559,143 @@ class TestIncr:
         assert redis_client.ttl(redis_key(session)) > 1790
 
 
+class TestIncrBeforeAnyRead:
+    """An increment on a session nothing has read yet loads it in the same step."""
+
+    def test_counts_and_loads_in_one_round_trip(self, round_trips) -> None:
+        session = stored({"visits": 2, "name": "ada"})
+        counting = SessionStore(session.session_key)
+        round_trips.clear()
+        assert counting.incr("visits") == 3
+        assert dict(counting.items()) == {"visits": 3, "name": "ada"}
+        assert round_trips == ["EVALSHA"]
+
+    def test_the_request_then_saves_nothing_more(self, round_trips) -> None:
+        session = stored({"visits": 2})
+        counting = SessionStore(session.session_key)
+        counting.incr("visits")
+        round_trips.clear()
+        counting.save()
+        assert round_trips == []
+        assert SessionStore(session.session_key)["visits"] == 3
+
+    def test_a_change_after_it_is_saved_alone(self) -> None:
+        session = stored({"visits": 2, "name": "ada"})
+        counting = SessionStore(session.session_key)
+        counting.incr("visits")
+        counting["name"] = "grace"
+        counting.save()
+        assert dict(SessionStore(session.session_key).items()) == {
+            "visits": 3,
+            "name": "grace",
+        }
+
+    def test_a_deleted_session_is_not_brought_back(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 2})
+        SessionStore(session.session_key).delete()
+        counting = SessionStore(session.session_key)
+        assert counting.incr("visits") == 1
+        assert counting.session_key is None
+        assert redis_client.exists(redis_key(session)) == 0
+        counting.save()
+        assert counting.session_key != session.session_key
+        assert SessionStore(counting.session_key)["visits"] == 1
+
+    def test_a_session_that_moved_counts_nothing_and_refuses_to_save(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 2})
+        moving = loaded(session.session_key)
+        moving.cycle_key()
+        moving.save()
+        counting = SessionStore(session.session_key)
+        counting.incr("visits")
+        assert counting.moved
+        with pytest.raises(UpdateError):
+            counting.save()
+        assert SessionStore(moving.session_key)["visits"] == 2
+
+    def test_a_key_of_the_wrong_type_counts_in_a_new_session(
+        self, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        session_key = keys.new_session_key()
+        redis_client.set(session_redis_key(session_key), "not a hash")
+        counting = SessionStore(session_key)
+        with caplog.at_level(logging.WARNING, "django.security.SuspiciousSession"):
+            assert counting.incr("visits") == 1
+        assert caplog.messages == ["Session data corrupted"]
+        assert redis_client.get(session_redis_key(session_key)) == b"not a hash"
+
+    def test_a_field_that_is_not_json_counts_in_a_new_session(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 2, "name": "ada"})
+        redis_client.hset(redis_key(session), "d:name", b"{not json")
+        counting = SessionStore(session.session_key)
+        assert counting.incr("visits") == 1
+        assert counting.session_key is None
+
+    def test_refuses_a_value_that_is_not_an_integer_and_writes_nothing(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": "many"})
+        before = redis_client.hgetall(redis_key(session))
+        with pytest.raises(TypeError, match="not an integer"):
+            SessionStore(session.session_key).incr("visits")
+        assert redis_client.hgetall(redis_key(session)) == before
+
+    def test_an_amount_past_64_bits_is_a_value_error(self, round_trips) -> None:
+        session = stored({"visits": 2})
+        round_trips.clear()
+        with pytest.raises(ValueError, match="64 bits"):
+            SessionStore(session.session_key).incr("visits", 2**63)
+        assert round_trips == []
+
+    def test_a_sum_past_64_bits_is_a_value_error(self) -> None:
+        session = stored({"visits": 2**63 - 1})
+        with pytest.raises(ValueError, match="64 bits"):
+            SessionStore(session.session_key).incr("visits")
+
+    def test_refreshes_the_ttl(self, redis_client: redis.Redis) -> None:
+        session = stored({"visits": 1})
+        redis_client.expire(redis_key(session), 10)
+        SessionStore(session.session_key).incr("visits")
+        assert redis_client.ttl(redis_key(session)) > 1790
+
+    def test_a_custom_expiry_in_the_past_ends_the_session(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 1})
+        redis_client.hset(redis_key(session), "m:expiry", "@1000")
+        counting = SessionStore(session.session_key)
+        assert counting.incr("visits") == 1
+        assert counting.session_key is None
+        assert redis_client.exists(redis_key(session)) == 0
+
+
+class TestLoadAndIncr:
+    def test_returns_none_and_counts_nothing_for_a_deleted_session(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 2})
+        SessionStore(session.session_key).delete()
+        counting = SessionStore(session.session_key)
+        assert counting.load_and_incr("visits") is None
+        assert dict(counting.items()) == {}
+        assert counting.is_empty()
+
+    def test_returns_none_for_a_session_without_a_cookie(self, round_trips) -> None:
+        assert SessionStore().load_and_incr("visits") is None
+        assert round_trips == []
+
+    def test_on_a_loaded_session_is_an_increment(self) -> None:
+        session = loaded(stored({"visits": 2}).session_key)
+        assert session.load_and_incr("visits") == 3
+        assert SessionStore(session.session_key)["visits"] == 3
+
+
 class TestLoadAndDelete:
     def test_deletes_the_session(self, redis_client: redis.Redis) -> None:
         session = stored({"a": 1})

@@ -124,6 +124,23 @@ async def test_aincr_on_a_deleted_session_raises_update_error() -> None:
         await session.aincr("visits")
 
 
+async def test_aincr_before_any_read_loads_the_session_with_the_count() -> None:
+    session = await stored({"visits": 2, "name": "ada"})
+    counting = SessionStore(session.session_key)
+    assert await counting.aincr("visits") == 3
+    assert await counting.aget("name") == "ada"
+    assert await SessionStore(session.session_key).aget("visits") == 3
+
+
+async def test_aincr_before_any_read_of_a_deleted_session_counts_in_a_new_one() -> None:
+    session = await stored({"visits": 2})
+    await SessionStore(session.session_key).adelete()
+    counting = SessionStore(session.session_key)
+    assert await counting.aincr("visits") == 1
+    assert counting.session_key is None
+    assert not await SessionStore().aexists(session.session_key)
+
+
 async def test_aload_and_delete_keeps_the_data_readable() -> None:
     session = SessionStore((await stored({"a": 1})).session_key)
     await session.aload_and_delete()

@@ -7,7 +7,7 @@ import redis
 
 from redis_hash_sessions import users
 from redis_hash_sessions.engine import SessionStore
-from tests.conftest import session_redis_key, stored_key, user_index
+from tests.conftest import redis_now, session_redis_key, stored_key, user_index
 
 
 def signed_in(user_id: str, **data: object) -> SessionStore:
@@ -73,10 +73,6 @@ def test_removing_the_user_from_a_session_leaves_the_index():
     assert listed("1") == set()
 
 
-def redis_now(redis_client: redis.Redis) -> int:
-    return int(redis_client.time()[0])
-
-
 def test_the_listed_expiry_follows_the_ttl_on_redis_clock(redis_client: redis.Redis):
     session = signed_in("1")
     before = redis_now(redis_client)
@@ -101,12 +97,47 @@ def test_an_entry_is_scored_at_most_a_minute_past_its_session_expiry(redis_clien
     assert 0 <= index_score(redis_client, session) - expires <= 60 + 1
 
 
-def test_an_increment_moves_an_entry_that_its_expiry_passed(redis_client):
+def expire_index_entry_soon(redis_client: redis.Redis, session: SessionStore) -> None:
+    """Score the session's index entry (and its note of it) to pass in 5 s."""
+    soon = redis_now(redis_client) + 5
+    redis_client.zadd(user_index(1), {session.key_hash or "": soon})
+    redis_client.hset(session_redis_key(session.session_key), "m:indexed", soon)
+
+
+def test_an_increment_of_a_loaded_session_moves_an_entry_that_is_due(redis_client):
     session = signed_in("1", visits=0)
-    redis_client.zadd(user_index(1), {session.key_hash: redis_now(redis_client) + 5})
+    expire_index_entry_soon(redis_client, session)
     before = redis_now(redis_client)
-    SessionStore(session.session_key).incr("visits")
+    loaded = SessionStore(session.session_key)
+    assert loaded["visits"] == 0
+    loaded.incr("visits")
     assert index_score(redis_client, session) >= before + 1800 + 60
+
+
+def test_an_increment_that_loads_the_session_has_the_save_move_a_due_entry(
+    redis_client, round_trips
+):
+    session = signed_in("1", visits=0)
+    expire_index_entry_soon(redis_client, session)
+    before = redis_now(redis_client)
+    counting = SessionStore(session.session_key)
+    round_trips.clear()
+    assert counting.incr("visits") == 1
+    assert index_score(redis_client, session) < before + 1800
+    counting.save()
+    assert index_score(redis_client, session) >= before + 1800 + 60
+    assert round_trips == ["EVALSHA", "EVALSHA"]
+
+
+def test_an_increment_that_loads_the_session_saves_nothing_if_no_entry_is_due(
+    round_trips,
+):
+    session = signed_in("1", visits=0)
+    counting = SessionStore(session.session_key)
+    round_trips.clear()
+    assert counting.incr("visits") == 1
+    counting.save()
+    assert round_trips == ["EVALSHA"]
 
 
 def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
