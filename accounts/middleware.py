@@ -41,7 +41,12 @@ class SessionLifetimeMiddleware(DualMode):
         if request.path.startswith(UNLOADED):
             return self.get_response(request)
         try:
-            ended = self._session_gone(request)
+            # The store keeps a key only from a validly signed cookie, and
+            # drops it when loading finds the session gone.
+            signed = request.session.session_key is not None
+            # Before anything reads the session: counting loads it then.
+            services.count_visit_first(request=request)
+            ended = signed and self._session_gone(request)
             if request.session.session_key is not None:
                 services.discard_if_corrupt(session=request.session)
             if request.path.startswith(PASSING):
@@ -65,7 +70,9 @@ class SessionLifetimeMiddleware(DualMode):
         if request.path.startswith(UNLOADED):
             return await get_response(request)
         try:
-            ended = await self._asession_gone(request)
+            signed = request.session.session_key is not None
+            await services.acount_visit_first(request=request)
+            ended = signed and await self._asession_gone(request)
             if request.session.session_key is not None:
                 await services.adiscard_if_corrupt(session=request.session)
             # Sync code after this (templates, Django's middleware) reads
@@ -112,18 +119,12 @@ class SessionLifetimeMiddleware(DualMode):
 
     @staticmethod
     async def _asession_gone(request: HttpRequest) -> bool:
-        if request.session.session_key is None:
-            return False
         await request.session.akeys()
         return request.session.session_key is None
 
     @staticmethod
     def _session_gone(request: HttpRequest) -> bool:
-        """Return True if the request's signed cookie names a session that is gone."""
-        # The store keeps a key only from a validly signed cookie, and drops
-        # it when loading finds the session gone.
-        if request.session.session_key is None:
-            return False
+        """Load the session a signed cookie names; return True if it is gone."""
         request.session.keys()
         return request.session.session_key is None
 

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from django.contrib.auth import SESSION_KEY, alogin, alogout, login, logout
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
+from django.urls import Resolver404, resolve
 
 from redis_hash_sessions import keys, users
 from redis_hash_sessions.engine import SessionStore
@@ -33,6 +34,9 @@ from .session_data import (
 )
 
 SESSION_FIELDS = (SIGNED_IN_AT, LAST_ACTIVE, IP, DEVICE)
+# The request attribute that holds the visit count_visit_first() counted:
+# (the session's key, the count).
+COUNTED_FIRST = "visit_counted_first"
 # A User-Agent longer than this is cut before it is parsed.
 USER_AGENT_MAX_LENGTH = 512
 
@@ -403,39 +407,115 @@ def count_visit(*, session: SessionBase) -> int:
     """
     Add one visit to the session's count and return the new count.
 
-    A session without a user gets SESSION_ANONYMOUS_AGE first, so that the
-    count's own TTL refresh already uses it.
+    A session without a user then gets SESSION_ANONYMOUS_AGE, which the
+    save at the end of the request writes with its TTL.
     """
+    if isinstance(session, SessionStore):
+        count = session.incr(VISITS)
+    else:
+        count = session.get(VISITS, 0) + 1
+        session[VISITS] = count
+    _give_anonymous_age(session)
+    return int(count)
+
+
+async def acount_visit(*, session: SessionBase) -> int:
+    if isinstance(session, SessionStore):
+        count = await session.aincr(VISITS)
+    else:
+        count = int(await session.aget(VISITS, 0)) + 1
+        await session.aset(VISITS, count)
+    _give_anonymous_age(session)
+    return count
+
+
+def _give_anonymous_age(session: SessionBase) -> None:
+    """Give a session without a user SESSION_ANONYMOUS_AGE; it is loaded by now."""
     if SESSION_KEY not in session and (
         session.get(EXPIRY) != settings.SESSION_ANONYMOUS_AGE
     ):
         session.set_expiry(settings.SESSION_ANONYMOUS_AGE)
-    if isinstance(session, SessionStore):
-        return session.incr(VISITS)
-    session[VISITS] = session.get(VISITS, 0) + 1
-    return int(session[VISITS])
 
 
-async def acount_visit(*, session: SessionBase) -> int:
-    if not await session.ahas_key(SESSION_KEY) and (
-        await session.aget(EXPIRY) != settings.SESSION_ANONYMOUS_AGE
-    ):
-        await session.aset_expiry(settings.SESSION_ANONYMOUS_AGE)
-    if isinstance(session, SessionStore):
-        return await session.aincr(VISITS)
-    count = int(await session.aget(VISITS, 0)) + 1
-    await session.aset(VISITS, count)
-    return count
+def counts_visits_first[V: Callable[..., object]](view: V) -> V:
+    """
+    Mark a view whose GET counts a visit before anything reads the session.
+
+    SessionLifetimeMiddleware then counts it first (count_visit_first()),
+    which loads the session in the same round trip; the view's
+    record_visit() returns that count. Not for a view that may refuse the
+    request after the session is read (login_required): its refusals
+    would count.
+    """
+    view.counts_visits_first = True  # type: ignore[attr-defined]
+    return view
+
+
+def count_visit_first(*, request: HttpRequest) -> None:
+    """Count a GET to a counts_visits_first view, if its session is stored."""
+    if not _counts_first(request):
+        return
+    session = request.session
+    assert isinstance(session, SessionStore)
+    try:
+        count = session.load_and_incr(VISITS)
+    except (TypeError, ValueError):
+        # A count that is no integer: the session's check of its fields,
+        # which comes next, discards it, and the view counts afresh.
+        return
+    if count is not None:
+        setattr(request, COUNTED_FIRST, (session.session_key, count))
+
+
+async def acount_visit_first(*, request: HttpRequest) -> None:
+    if not _counts_first(request):
+        return
+    session = request.session
+    assert isinstance(session, SessionStore)
+    try:
+        count = await session.aload_and_incr(VISITS)
+    except (TypeError, ValueError):
+        return
+    if count is not None:
+        setattr(request, COUNTED_FIRST, (session.session_key, count))
+
+
+def _counted_first(request: HttpRequest) -> int | None:
+    """Return the count count_visit_first() made, if its session goes on."""
+    key, count = getattr(request, COUNTED_FIRST, (None, None))
+    # A session ended or discarded since (a lifetime that ran out, a field
+    # that did not check out) counts afresh in the one that replaced it.
+    if count is None or key != request.session.session_key:
+        return None
+    _give_anonymous_age(request.session)
+    return int(count)
+
+
+def _counts_first(request: HttpRequest) -> bool:
+    """Return True for a GET, with a stored session, to a counts_visits_first view."""
+    if request.method != "GET" or not isinstance(request.session, SessionStore):
+        return False
+    if request.session.session_key is None:
+        return False
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    return getattr(match.func, "counts_visits_first", False)
 
 
 def record_visit(*, request: HttpRequest) -> int:
     """Count a GET as a visit and return the count; a HEAD only reads it."""
+    if (counted := _counted_first(request)) is not None:
+        return counted
     if request.method == "HEAD":
         return int(request.session.get(VISITS, 0))
     return count_visit(session=request.session)
 
 
 async def arecord_visit(*, request: HttpRequest) -> int:
+    if (counted := _counted_first(request)) is not None:
+        return counted
     if request.method == "HEAD":
         return int(await request.session.aget(VISITS, 0))
     return await acount_visit(session=request.session)

@@ -294,6 +294,7 @@ async def _achange_password(request: HttpRequest, form: PasswordChangeForm) -> N
     await aupdate_session_auth_hash(request, form.user)
 
 
+@services.counts_visits_first
 @never_cache
 @require_safe
 def visits(request: HttpRequest) -> HttpResponse:

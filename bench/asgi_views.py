@@ -14,11 +14,12 @@ from . import views
 @twin_of(views.read_and_change)
 @require_GET
 async def aread_and_change(request: HttpRequest) -> HttpResponse:
-    """Read the session (who is logged in), then count a visit in it."""
+    """Count a visit in the session, then read who is logged in."""
+    count = await acount_visit(session=request.session)
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponse("anonymous", status=403)
-    return HttpResponse(str(await acount_visit(session=request.session)))
+    return HttpResponse(str(count))
 
 
 @twin_of(views.read_only)

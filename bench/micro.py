@@ -119,6 +119,8 @@ def main() -> None:
     saves, save_keys = batch()
     _, count_keys = batch()
     engine_counts, _ = batch()
+    _, first_count_keys = batch()
+    engine_first_counts, _ = batch()
     _, cycle_keys = batch()
     engine_cycles, _ = batch()
     created = fresh_keys()
@@ -142,10 +144,18 @@ def main() -> None:
 
     def raw_cycle(i: int) -> None:
         client.hgetall(cycle_keys[i])
-        mark = names.moved(cycle_keys[i].rsplit(":", 1)[1])
         conn.save(
-            keys=[rotated[i], cycle_keys[i], mark], args=["rotate", *SAVE_ARGS, 0]
+            keys=[rotated[i], cycle_keys[i], mark_of(cycle_keys[i])],
+            args=["rotate", *SAVE_ARGS, 0],
         )
+
+    def engine_count(i: int) -> None:
+        session = SessionStore(engine_counts[i])
+        session.keys()
+        session.incr("visits")
+
+    def mark_of(redis_key: str) -> str:
+        return names.moved(redis_key.rsplit(":", 1)[1])
 
     def engine_create(i: int) -> None:
         session = SessionStore()
@@ -167,12 +177,21 @@ def main() -> None:
         ),
         Operation(
             "counter increment (loaded session)",
-            lambda i: SessionStore(engine_counts[i]).incr("visits"),
+            engine_count,
             lambda i: (
                 client.hgetall(count_keys[i]),
                 conn.incr(keys=[count_keys[i]], args=["d:visits", 1, *INCR_ARGS]),
             ),
             lambda: all_hold(count_keys, "d:visits", [b"2"] * N),
+        ),
+        Operation(
+            "counter increment before any read (it loads the session too)",
+            lambda i: SessionStore(engine_first_counts[i]).incr("visits"),
+            lambda i: conn.load_and_incr(
+                keys=[first_count_keys[i], mark_of(first_count_keys[i])],
+                args=["d:visits", 1, TTL, "d:_auth_user_id"],
+            ),
+            lambda: all_hold(first_count_keys, "d:visits", [b"2"] * N),
         ),
         Operation(
             "create",
@@ -192,9 +211,7 @@ def main() -> None:
             "delete",
             lambda i: SessionStore(engine_deletes[i]).delete(),
             # The session and the mark that it moved, as the engine deletes.
-            lambda i: client.delete(
-                delete_keys[i], names.moved(delete_keys[i].rsplit(":", 1)[1])
-            ),
+            lambda i: client.delete(delete_keys[i], mark_of(delete_keys[i])),
             lambda: client.exists(*delete_keys) == 0,
         ),
     ]

@@ -285,7 +285,7 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
             )
             for kind, want in (
                 ("read_only", 1),
-                ("read_and_change", 2),
+                ("read_and_change", 1),
                 ("login", 1),
                 ("logout", 1),
             )

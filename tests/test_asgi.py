@@ -193,7 +193,7 @@ async def test_a_visit_runs_the_session_on_the_loop(user, trace):
     client = await signed_in(trace)
     response = await client.get("/visits/", headers=JSON)
     assert response.json() == {"visits": 1, "username": "ada"}
-    assert_session_on_the_loop(trace, round_trips=2)
+    assert_session_on_the_loop(trace, round_trips=1)
 
 
 async def test_a_logout_runs_the_session_on_the_loop(user, trace):

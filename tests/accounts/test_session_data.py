@@ -91,6 +91,17 @@ def test_an_anonymous_count_of_the_wrong_type_starts_afresh(redis_client, raw):
     assert response.json() == {"visits": 1, "username": None}
 
 
+@pytest.mark.parametrize(("field", "raw"), [w for w in WRONG if w[0] != "visits"])
+def test_a_visit_counted_before_a_wrong_type_was_found_counts_afresh(
+    redis_client, field, raw
+):
+    client = Client()
+    client.get("/visits/")
+    corrupt(redis_client, client, field, raw)
+    response = client.get("/visits/", headers={"accept": "application/json"})
+    assert response.json() == {"visits": 1, "username": None}
+
+
 @pytest.mark.parametrize(("field", "raw"), WRONG)
 def test_logging_out_of_a_session_with_a_wrong_type_works(
     user, redis_client, field, raw

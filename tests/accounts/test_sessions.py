@@ -125,10 +125,11 @@ class TestEnding:
         assert not session_exists(phone)
         assert session_exists(laptop)
 
-    def test_the_ended_device_lands_on_login_saying_why(self, user):
+    @pytest.mark.parametrize("page", ["/dashboard/", "/visits/"])
+    def test_the_ended_device_lands_on_login_saying_why(self, user, page):
         laptop, phone = device(), device(IPHONE)
         laptop.post(f"/sessions/{key_hash(phone)}/end/")
-        response = phone.get("/dashboard/", follow=True)
+        response = phone.get(page, follow=True)
         assert response.redirect_chain[-1][0].startswith("/login/")
         assert follow_messages(response) == [
             "Your session was ended from another device."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, redis_now, session_redis_key
 
 pytestmark = pytest.mark.django_db
 
@@ -60,11 +60,43 @@ def test_the_dashboard_reads_counts_and_lists_the_users_sessions_in_four(
     assert round_trips == ["HGETALL", "EVALSHA", "ZRANGE", "EVALSHA"]
 
 
-def test_a_logged_in_visit_reads_then_counts_in_two(client, user, round_trips):
+def test_a_logged_in_visit_counts_and_reads_in_one(client, user, round_trips):
     log_in(client)
     round_trips.clear()
+    response = client.get("/visits/", HTTP_ACCEPT="application/json")
+    assert response.json() == {"visits": 1, "username": "ada"}
+    # The count loads the session in the same script (load_and_incr.lua).
+    assert round_trips == ["EVALSHA"]
+
+
+def test_a_visit_that_finds_its_index_entry_due_has_the_save_move_it(
+    client, user, round_trips, redis_client, settings
+):
+    log_in(client)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    key = session_redis_key(cookie)
+    redis_client.hset(key, "m:indexed", 0)
+    round_trips.clear()
     client.get("/visits/")
-    assert round_trips == ["HGETALL", "EVALSHA"]
+    assert round_trips == ["EVALSHA", "EVALSHA"]
+    expires = redis_now(redis_client) + redis_client.ttl(key)
+    assert 0 <= float(redis_client.hget(key, "m:indexed")) - expires <= 60 + 1
+
+
+def test_an_anonymous_visit_counts_and_reads_in_one(client, round_trips):
+    client.get("/visits/")
+    round_trips.clear()
+    response = client.get("/visits/", HTTP_ACCEPT="application/json")
+    assert response.json() == {"visits": 2, "username": None}
+    assert round_trips == ["EVALSHA"]
+
+
+def test_a_head_of_the_visits_page_only_reads(client, user, round_trips):
+    log_in(client)
+    client.get("/visits/")
+    round_trips.clear()
+    client.head("/visits/")
+    assert round_trips == ["HGETALL"]
 
 
 def test_a_page_that_reads_then_changes_the_session_is_two(client, round_trips):
