@@ -18,6 +18,7 @@ import redis
 from django.contrib.auth import SESSION_KEY
 
 from redis_hash_sessions import users
+from redis_hash_sessions.connection import get_connection
 from redis_hash_sessions.engine import SessionStore
 from tests.conftest import user_index
 from tests.topologies import ClusterSet, Topology
@@ -103,8 +104,21 @@ def operations() -> list[object]:
         session = SessionStore(signed_in("1").session_key)
         session.cycle_key()
 
+    def due(session_key: str | None) -> SessionStore:
+        """Return a store of the session, its index entry due to move."""
+        session = SessionStore(session_key)
+        get_connection().client.hset(session._redis_key(), "m:indexed", 0)
+        return session
+
     def incr() -> None:
-        SessionStore(signed_in("1", visits=1).session_key).incr("visits")
+        session = due(signed_in("1", visits=1).session_key)
+        session.keys()
+        session.incr("visits")
+
+    def incr_first() -> None:
+        session = due(signed_in("1", visits=1).session_key)
+        session.incr("visits")
+        session.save()
 
     def load_and_delete() -> None:
         SessionStore(signed_in("1").session_key).load_and_delete()
@@ -117,7 +131,10 @@ def operations() -> list[object]:
         signed_in("1", ip="203.0.113.7")
         users.sessions_of("1", fields=["ip"])
 
-    every = [create, update, rotate, incr, load_and_delete, end_all, list_sessions]
+    every = [
+        create, update, rotate, incr, incr_first, load_and_delete, end_all,
+        list_sessions,
+    ]  # fmt: skip
     return [pytest.param(operation, id=operation.__name__) for operation in every]
 
 

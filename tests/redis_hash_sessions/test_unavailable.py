@@ -36,6 +36,7 @@ OPERATIONS: dict[str, Callable[[str], object]] = {
     "exists": lambda key: SessionStore().exists(key),
     "delete": lambda key: SessionStore(key).delete(),
     "incr": lambda key: SessionStore(key).incr("visits"),
+    "load_and_incr": lambda key: SessionStore(key).load_and_incr("visits"),
     "load_and_delete": lambda key: SessionStore(key).load_and_delete(),
 }
 
@@ -47,6 +48,16 @@ def test_a_stopped_redis_raises_the_engines_own_error(doomed, operation):
     with pytest.raises(SessionStoreUnavailable) as raised:
         OPERATIONS[operation](key)
     assert isinstance(raised.value.__cause__, redis.ConnectionError)
+
+
+def test_a_stopped_redis_never_counts_in_an_empty_session(doomed):
+    key = stored_key()
+    doomed.stop()
+    session = SessionStore(key)
+    with pytest.raises(SessionStoreUnavailable):
+        session.incr("visits")
+    assert session.session_key == key
+    assert not hasattr(session, "_session_cache")
 
 
 def test_a_stopped_redis_never_reads_as_an_empty_session(doomed):
