@@ -140,6 +140,21 @@ def test_an_increment_that_loads_the_session_saves_nothing_if_no_entry_is_due(
     assert round_trips == ["EVALSHA"]
 
 
+def test_a_session_stored_without_its_index_note_moves_its_entry_when_written(
+    redis_client,
+):
+    # As versions before m:indexed stored signed-in sessions.
+    session = signed_in("1", visits=0)
+    redis_client.hdel(session_redis_key(session.session_key), "m:indexed")
+    redis_client.zadd(user_index(1), {session.key_hash: redis_now(redis_client) + 5})
+    before = redis_now(redis_client)
+    counting = SessionStore(session.session_key)
+    assert counting.incr("visits") == 1
+    counting.save()
+    assert index_score(redis_client, session) >= before + 1800 + 60
+    assert redis_client.hexists(session_redis_key(session.session_key), "m:indexed")
+
+
 def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
     session = signed_in("1", visits=0)
     score = index_score(redis_client, session) - 30
