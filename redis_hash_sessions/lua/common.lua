@@ -37,9 +37,11 @@ local function ttl_of(rule, default_age, now)
 end
 
 -- Whether a session's entry in its user's index must move for the session
--- to live until expires: indexed is the session's "m:indexed" (or false).
+-- to live until expires: indexed is the session's "m:indexed" (or false);
+-- a note that is no score of ours (corrupted data) counts as none.
 local function index_due(indexed, expires)
-  return not (indexed and tonumber(indexed) and tonumber(indexed) >= expires)
+  local score = tonumber(indexed)
+  return not (score and score >= expires and score < 1e11)
 end
 
 -- Keep member's entry in a user's index (a sorted set by expiry time) at or

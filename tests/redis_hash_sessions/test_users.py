@@ -155,6 +155,18 @@ def test_a_session_stored_without_its_index_note_moves_its_entry_when_written(
     assert redis_client.hexists(session_redis_key(session.session_key), "m:indexed")
 
 
+@pytest.mark.parametrize("note", ["abc", "1e999", "inf", "nan", "1e300"])
+def test_an_index_note_that_is_no_score_of_ours_moves_the_entry(redis_client, note):
+    session = signed_in("1", visits=0)
+    redis_client.hset(session_redis_key(session.session_key), "m:indexed", note)
+    redis_client.zadd(user_index(1), {session.key_hash: redis_now(redis_client) + 5})
+    before = redis_now(redis_client)
+    loaded = SessionStore(session.session_key)
+    assert loaded["visits"] == 0
+    loaded.incr("visits")
+    assert index_score(redis_client, session) >= before + 1800 + 60
+
+
 def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
     session = signed_in("1", visits=0)
     score = index_score(redis_client, session) - 30
