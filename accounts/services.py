@@ -34,8 +34,7 @@ from .session_data import (
 )
 
 SESSION_FIELDS = (SIGNED_IN_AT, LAST_ACTIVE, IP, DEVICE)
-# The request attribute that holds the visit count_visit_first() counted:
-# (the session's key, the count).
+# The request attribute that holds the visit count_visit_first() counted.
 COUNTED_FIRST = "visit_counted_first"
 # A User-Agent longer than this is cut before it is parsed.
 USER_AGENT_MAX_LENGTH = 512
@@ -464,7 +463,7 @@ def count_visit_first(*, request: HttpRequest) -> None:
         # which comes next, discards it, and the view counts afresh.
         return
     if count is not None:
-        setattr(request, COUNTED_FIRST, (session.session_key, count))
+        setattr(request, COUNTED_FIRST, count)
 
 
 async def acount_visit_first(*, request: HttpRequest) -> None:
@@ -477,15 +476,17 @@ async def acount_visit_first(*, request: HttpRequest) -> None:
     except (TypeError, ValueError):
         return
     if count is not None:
-        setattr(request, COUNTED_FIRST, (session.session_key, count))
+        setattr(request, COUNTED_FIRST, count)
 
 
 def _counted_first(request: HttpRequest) -> int | None:
     """Return the count count_visit_first() made, if its session goes on."""
-    key, count = getattr(request, COUNTED_FIRST, (None, None))
+    count = getattr(request, COUNTED_FIRST, None)
     # A session ended or discarded since (a lifetime that ran out, a field
-    # that did not check out) counts afresh in the one that replaced it.
-    if count is None or key != request.session.session_key:
+    # that did not check out) counts afresh in the one that replaced it; one
+    # that only changed its key (Django's get_user() after a SECRET_KEY
+    # rotation) keeps its data, and the count in it.
+    if count is None or request.session.get(VISITS) != count:
         return None
     _give_anonymous_age(request.session)
     return int(count)

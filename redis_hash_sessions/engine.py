@@ -175,7 +175,8 @@ def _expiry_rule(expiry: object) -> str:
     return str(_checked_age(expiry, "The session's expiry"))
 
 
-def _is_wrong_type(exc: redis.ResponseError) -> bool:
+def is_wrong_type(exc: redis.ResponseError) -> bool:
+    """Return True for Redis's error for a key of another type than the command's."""
     return str(exc).startswith("WRONGTYPE")
 
 
@@ -219,8 +220,9 @@ class SessionStore(SessionBase):
         # a save sends only what differs from this. None: not known (the
         # session was never loaded), so a save replaces every field.
         self._stored: dict[str, bytes] | None = None
-        # This request has already set the TTL (a save or an increment).
-        self._ttl_fresh = False
+        # The key whose TTL this request has set (a save or an increment):
+        # a key taken since (a rotation, even one that failed) has had none.
+        self._ttl_set_for: str | None = None
         # An increment that loaded the session found its entry in its user's
         # index due to move: the save at the end of the request moves it.
         self._index_due = False
@@ -279,7 +281,7 @@ class SessionStore(SessionBase):
             try:
                 raw = cast(dict[bytes, bytes], client.hgetall(self._redis_key()))
             except redis.ResponseError as exc:
-                if not _is_wrong_type(exc):
+                if not is_wrong_type(exc):
                     raise
                 raw = None
             # Only a session that is gone costs a second look: did it move?
@@ -294,7 +296,7 @@ class SessionStore(SessionBase):
             try:
                 raw = cast(dict[bytes, bytes], await client.hgetall(self._redis_key()))
             except redis.ResponseError as exc:
-                if not _is_wrong_type(exc):
+                if not is_wrong_type(exc):
                     raise
                 raw = None
             moved = raw == {} and bool(await client.exists(self._moved_mark()))
@@ -534,7 +536,13 @@ class SessionStore(SessionBase):
         if not write.auth:
             if write.mode != "rotate":
                 return []
-            return [("rename", key, source), ("delete", mark)]
+            # Renamed back, its note of its index entry goes: the rotation
+            # scored the new key's entry, not the old one's.
+            return [
+                ("rename", key, source),
+                ("delete", mark),
+                ("hdel", source, "m:indexed"),
+            ]
         if write.mode == "update" and not self._moved_marks_left:
             return []
         marks = [*self._moved_marks_left, *([mark] if write.mode == "rotate" else [])]
@@ -573,7 +581,7 @@ class SessionStore(SessionBase):
             mode == "update"
             and not changed
             and not deleted
-            and self._ttl_fresh
+            and self._ttl_set_for == self.session_key
             and not self._index_due
         ):
             return None
@@ -625,7 +633,7 @@ class SessionStore(SessionBase):
             raise UpdateError("The session was deleted before it could be saved.")
         self._stored = write.stored
         self._state = State.STORED
-        self._ttl_fresh = True
+        self._ttl_set_for = self.session_key
         self._index_due = False
         self._left_behind = None  # its new key is written
 
@@ -865,10 +873,12 @@ class SessionStore(SessionBase):
 
         For a page whose first use of the session is to count: incr() does
         this itself on a session nothing has read yet. Return the new value,
-        or None if Redis holds no session under this key (deleted, moved or
-        corrupted): nothing is counted then, and the session is as load()
-        would have found it. Raise as incr() does. On a session already
-        loaded, or not stored, this is incr(), or None.
+        or None if Redis holds no session under this key (deleted or moved:
+        nothing is counted) or holds one that is corrupted (a field that is
+        not JSON: the count lands in it, and the engine reads it no more);
+        the session is then as load() would have found it. Raise as incr()
+        does. On a session already loaded, or not stored, this is incr(), or
+        None.
         """
         if not self._loads_with_incr(amount):
             if hasattr(self, "_session_cache"):
@@ -975,7 +985,7 @@ class SessionStore(SessionBase):
         session[key] = result
         assert self._stored is not None
         self._stored[key] = encode(result)
-        self._ttl_fresh = True
+        self._ttl_set_for = self.session_key
         self.modified = True
         return result
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import redis
 from django.conf import settings
 
 from . import keys
 from .connection import get_async_connection, get_connection, unavailable_on_error
-from .engine import DATA_FIELD_PREFIX, USER_FIELD, encode
+from .engine import DATA_FIELD_PREFIX, USER_FIELD, encode, is_wrong_type
 from .keys import KeyNames
 
 
@@ -47,16 +48,31 @@ def _user_args(user_id: object) -> list[str | bytes]:
 
 def _listed(names: KeyNames, user_id: object) -> list[str]:
     """Return the names in the user's index (one round trip)."""
-    with unavailable_on_error():
-        members = get_connection().client.zrange(names.index(str(user_id)), 0, -1)
+    try:
+        with unavailable_on_error():
+            members = get_connection().client.zrange(names.index(str(user_id)), 0, -1)
+    except redis.ResponseError as exc:
+        return _none_if_wrong_type(exc)
     return [member.decode() for member in cast(list[bytes], members)]
 
 
 async def _alisted(names: KeyNames, user_id: object) -> list[str]:
     client = (await get_async_connection()).client
-    with unavailable_on_error():
-        members = await client.zrange(names.index(str(user_id)), 0, -1)
+    try:
+        with unavailable_on_error():
+            members = await client.zrange(names.index(str(user_id)), 0, -1)
+    except redis.ResponseError as exc:
+        return _none_if_wrong_type(exc)
     return [member.decode() for member in cast(list[bytes], members)]
+
+
+def _none_if_wrong_type(exc: redis.ResponseError) -> list[str]:
+    """List nothing for an index key of another type; raise anything else."""
+    # Not written by the engine (corrupted data): the next write of one of
+    # the user's sessions replaces it (lua/common.lua).
+    if not is_wrong_type(exc):
+        raise exc
+    return []
 
 
 def _theirs(user_id: object, members: Iterable[str]) -> list[str]:

@@ -11,9 +11,9 @@
 -- session written again and again (a visit counter) re-scores its entry
 -- at most once a minute, not on every write. An entry is therefore never
 -- pruned while its session lives, and is at most this many seconds late.
--- The session's hash keeps the score it last gave its entry, in
--- "m:indexed", so that a write tells whether the entry must move without
--- reading the index (and a script that was not given the index can say so).
+-- The session's hash notes the score it last gave its entry, in
+-- "m:indexed", for the one script that is not given the index
+-- (load_and_incr.lua); every other write reads the entry itself.
 local INDEX_SLACK = 60
 
 -- How long a mark that a session moved to a new key lives: longer than a
@@ -31,28 +31,30 @@ local function ttl_of(rule, default_age, now)
   if not rule then return default_age end
   local at = string.sub(rule, 1, 1) == "@" and tonumber(string.sub(rule, 2))
   local ttl = at and at - now or tonumber(rule)
-  -- Past what the engine writes (engine.MAX_EXPIRY_AGE): not a rule of ours.
-  if not ttl or ttl > 1e11 then return default_age end
+  -- Past what the engine writes (engine.MAX_EXPIRY_AGE), or NaN: not ours.
+  if not ttl or ttl ~= ttl or ttl > 1e11 then return default_age end
   return math.floor(ttl)
 end
 
--- Whether a session's entry in its user's index must move for the session
--- to live until expires: indexed is the session's "m:indexed" (or false);
--- a note that is no score of ours (corrupted data) counts as none.
-local function index_due(indexed, expires)
-  local score = tonumber(indexed)
-  return not (score and score >= expires and score < 1e11)
-end
-
 -- Keep member's entry in a user's index (a sorted set by expiry time) at or
--- past expires, and note its score in the session's hash; when it moves,
--- drop the entries that have expired and let the index expire with its
--- last entry. indexed: the session's "m:indexed"; forced: score it anyway.
-local function index(key, member, session, indexed, expires, now, forced)
-  if not forced and not index_due(indexed, expires) then return end
-  local score = expires + INDEX_SLACK
-  redis.call("ZADD", key, score, member)
-  redis.call("HSET", session, "m:indexed", score)
+-- past expires, and its score noted in the session's hash (noted: the note
+-- the session holds, or false); when the entry moves, drop the entries that
+-- have expired and let the index expire with its last entry. forced: score
+-- it whatever it holds. An index key of another type (corrupted data) is
+-- replaced.
+local function index(key, member, session, noted, expires, now, forced)
+  local kind = redis.call("TYPE", key).ok
+  if kind ~= "zset" and kind ~= "none" then redis.call("DEL", key) end
+  local score = redis.call("ZSCORE", key, member)
+  if not forced and score and tonumber(score) >= expires then
+    -- A note that says otherwise (missing, or the entry was moved back)
+    -- would have every count report the entry due.
+    if noted ~= score then redis.call("HSET", session, "m:indexed", score) end
+    return
+  end
+  local new_score = expires + INDEX_SLACK
+  redis.call("ZADD", key, new_score, member)
+  redis.call("HSET", session, "m:indexed", new_score)
   redis.call("ZREMRANGEBYSCORE", key, "-inf", now)
   local last = redis.call("ZRANGE", key, -1, -1, "WITHSCORES")
   redis.call("EXPIREAT", key, math.ceil(tonumber(last[2])))

@@ -18,6 +18,20 @@
 -- of ours (corrupted data, left as it is). A field that holds something
 -- other than an integer, or a sum past 64 bits, makes HINCRBY fail; the
 -- error reply reaches the caller and nothing is written.
+--
+-- The index is not given to this script: the session's "m:indexed" (see
+-- common.lua) says whether its entry must move. While it must, the TTL is
+-- not set past the entry, so that a session whose save never comes (an
+-- error page, an outage, a caller that does not save) never outlives its
+-- entry; the save sets the full TTL and moves the entry in one step.
+
+-- The score a session's note says its index entry has, or nil if the note
+-- is missing or no score of ours (corrupted data).
+local function noted(indexed)
+  local score = tonumber(indexed)
+  if score and score == score and score < 1e11 then return score end
+end
+
 local kind = redis.call("TYPE", KEYS[1]).ok
 if kind == "none" then return {0, redis.call("EXISTS", KEYS[2])} end
 local stored = kind == "hash"
@@ -30,6 +44,13 @@ if ttl <= 0 then
   redis.call("DEL", KEYS[1])
   return {0, 0}
 end
-redis.call("EXPIRE", KEYS[1], ttl)
-local due = stored[3] and index_due(stored[4], now + ttl) and 1 or 0
+local due = 0
+if stored[3] then
+  local entry = noted(stored[4])
+  if not entry or entry < now + ttl then
+    due = 1
+    if entry and entry - now >= 1 then ttl = math.floor(entry - now) else ttl = nil end
+  end
+end
+if ttl then redis.call("EXPIRE", KEYS[1], ttl) end
 return {1, value, redis.call("HGETALL", KEYS[1]), due}

@@ -122,3 +122,33 @@ def test_logging_in_over_a_session_with_a_wrong_type_works(
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.FOUND
     assert client.get("/dashboard/").status_code == HTTPStatus.OK
+
+
+GARBAGE_METADATA = [
+    ("m:expiry", raw) for raw in ("nan", "@nan", "-nan", "inf", "abc", "1e400", "0x10")
+] + [
+    ("m:indexed", raw) for raw in ("abc", "nan", "inf", "-inf", "", "1e400")
+] + [("m:created", "")]  # fmt: skip
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signed-in", "anonymous"])
+@pytest.mark.parametrize(("field", "raw"), GARBAGE_METADATA)
+def test_garbage_in_the_engines_own_fields_never_answers_500(
+    user, redis_client, field, raw, signed
+):
+    client = signed_in() if signed else Client()
+    client.get("/visits/")
+    redis_key = session_redis_key(client.cookies[COOKIE].value)
+    redis_client.hset(redis_key, field, raw)
+    for page in ("/visits/", "/dashboard/", "/visits/"):
+        assert client.get(page).status_code < 500
+
+
+def test_an_expiry_rule_that_is_not_a_number_counts_each_visit_once(redis_client):
+    client = Client()
+    client.get("/visits/")
+    redis_key = session_redis_key(client.cookies[COOKIE].value)
+    redis_client.hset(redis_key, "m:expiry", "nan")
+    json = {"accept": "application/json"}
+    assert client.get("/visits/", headers=json).json()["visits"] == 2
+    assert client.get("/visits/", headers=json).json()["visits"] == 3

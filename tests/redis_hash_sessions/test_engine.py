@@ -664,6 +664,20 @@ class TestIncrBeforeAnyRead:
         SessionStore(session.session_key).incr("visits")
         assert redis_client.ttl(redis_key(session)) > 1790
 
+    def test_a_key_rotation_that_then_fails_leaves_nothing_saved_as_done(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({SESSION_KEY: "1", "visits": 1})
+        counting = SessionStore(session.session_key)
+        counting.incr("visits")
+        SessionStore(session.session_key).delete()  # a logout meanwhile
+        with pytest.raises(UpdateError):
+            counting.cycle_key()
+        # The new key was never written: no save may pass it off as stored.
+        with pytest.raises(UpdateError):
+            counting.save()
+        assert not SessionStore().exists(counting.session_key)
+
     def test_a_custom_expiry_in_the_past_ends_the_session(
         self, redis_client: redis.Redis
     ) -> None:

@@ -155,16 +155,78 @@ def test_a_session_stored_without_its_index_note_moves_its_entry_when_written(
     assert redis_client.hexists(session_redis_key(session.session_key), "m:indexed")
 
 
-@pytest.mark.parametrize("note", ["abc", "1e999", "inf", "nan", "1e300"])
-def test_an_index_note_that_is_no_score_of_ours_moves_the_entry(redis_client, note):
+@pytest.mark.parametrize("note", ["abc", "1e999", "inf", "nan", "1e300", ""])
+def test_an_index_note_that_is_no_score_of_ours_makes_the_count_due(redis_client, note):
     session = signed_in("1", visits=0)
     redis_client.hset(session_redis_key(session.session_key), "m:indexed", note)
     redis_client.zadd(user_index(1), {session.key_hash: redis_now(redis_client) + 5})
     before = redis_now(redis_client)
-    loaded = SessionStore(session.session_key)
-    assert loaded["visits"] == 0
-    loaded.incr("visits")
+    counting = SessionStore(session.session_key)
+    assert counting.incr("visits") == 1
+    counting.save()
     assert index_score(redis_client, session) >= before + 1800 + 60
+
+
+def test_a_count_whose_entry_is_due_keeps_the_session_within_its_entry(
+    redis_client,
+):
+    session = signed_in("1", visits=0)
+    entry = redis_now(redis_client) + 100
+    redis_client.zadd(user_index(1), {session.key_hash: entry})
+    redis_client.hset(session_redis_key(session.session_key), "m:indexed", entry)
+    # No save follows (an error page, an outage, a caller that does not save).
+    SessionStore(session.session_key).incr("visits")
+    ttl = redis_client.ttl(session_redis_key(session.session_key))
+    assert 0 < ttl <= entry - redis_now(redis_client)
+    assert index_score(redis_client, session) == entry
+
+
+def test_a_save_that_finds_the_entry_in_place_corrects_a_stale_note(
+    redis_client, round_trips
+):
+    session = signed_in("1", visits=0)
+    redis_key = session_redis_key(session.session_key)
+    redis_client.hdel(redis_key, "m:indexed")  # as 1.0.0 stored sessions
+    first = SessionStore(session.session_key)
+    first.incr("visits")
+    first.save()
+    round_trips.clear()
+    second = SessionStore(session.session_key)
+    second.incr("visits")
+    second.save()
+    assert round_trips == ["EVALSHA"]
+    assert float(redis_client.hget(redis_key, "m:indexed")) == index_score(
+        redis_client, session
+    )
+
+
+def test_a_count_without_an_index_note_leaves_the_ttl_to_the_save(redis_client):
+    session = signed_in("1", visits=0)
+    redis_key = session_redis_key(session.session_key)
+    redis_client.hdel(redis_key, "m:indexed")
+    redis_client.expire(redis_key, 500)
+    SessionStore(session.session_key).incr("visits")
+    assert redis_client.ttl(redis_key) <= 500
+
+
+def test_a_lost_index_is_rebuilt_by_the_next_write_of_each_session(redis_client):
+    session = signed_in("1", visits=0)
+    redis_client.delete(user_index(1))  # evicted, or flushed
+    loaded = SessionStore(session.session_key)
+    loaded["theme"] = "dark"
+    loaded.save()
+    assert listed("1") == {session.key_hash}
+
+
+def test_an_index_key_of_another_type_is_replaced_by_the_next_write(redis_client):
+    session = signed_in("1", visits=0)
+    redis_client.delete(user_index(1))
+    redis_client.set(user_index(1), "not an index")
+    assert listed("1") == set()
+    loaded = SessionStore(session.session_key)
+    loaded["theme"] = "dark"
+    loaded.save()
+    assert listed("1") == {session.key_hash}
 
 
 def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
