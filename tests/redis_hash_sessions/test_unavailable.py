@@ -50,23 +50,19 @@ def test_a_stopped_redis_raises_the_engines_own_error(doomed, operation):
     assert isinstance(raised.value.__cause__, redis.ConnectionError)
 
 
-def test_a_stopped_redis_never_counts_in_an_empty_session(doomed):
+@pytest.mark.parametrize(
+    "use",
+    [lambda session: session.get("visits"), lambda session: session.incr("visits")],
+    ids=["read", "count"],
+)
+def test_a_stopped_redis_never_reads_as_an_empty_session(doomed, use):
     key = stored_key()
     doomed.stop()
     session = SessionStore(key)
     with pytest.raises(SessionStoreUnavailable):
-        session.incr("visits")
+        use(session)
     assert session.session_key == key
     assert not hasattr(session, "_session_cache")
-
-
-def test_a_stopped_redis_never_reads_as_an_empty_session(doomed):
-    key = stored_key()
-    doomed.stop()
-    session = SessionStore(key)
-    with pytest.raises(SessionStoreUnavailable):
-        session.get("visits")
-    assert session.session_key == key
 
 
 def test_a_redis_out_of_memory_raises_the_engines_own_error(doomed):
