@@ -68,6 +68,8 @@ INCR_LUA = _lua("common") + _lua("incr")
 LOAD_AND_INCR_LUA = _lua("common") + _lua("load_and_incr")
 LEAVE_LUA = _lua("common") + _lua("leave")
 PUT_BACK_LUA = _lua("put_back")
+# Sent with EVAL by an undo, which is rare and best effort (send_all()).
+RENAME_BACK_LUA = _lua("rename_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
@@ -260,7 +262,7 @@ class Connection:
         else:
             self.client.delete(*keys)
 
-    def send_all(self, commands: Sequence[tuple[str, ...]]) -> None:
+    def send_all(self, commands: Sequence[tuple[Any, ...]]) -> None:
         """
         Send commands (method name, arguments), best effort: errors are ignored.
 
@@ -376,7 +378,7 @@ class AsyncConnection:
         else:
             await self.client.delete(*keys)
 
-    async def send_all(self, commands: Sequence[tuple[str, ...]]) -> None:
+    async def send_all(self, commands: Sequence[tuple[Any, ...]]) -> None:
         if isinstance(self.client, AsyncRedisCluster):
             for command, *args in commands:
                 with suppress(redis.RedisError):

@@ -42,6 +42,7 @@ from redis.exceptions import RedisClusterException
 
 from . import keys
 from .connection import (
+    RENAME_BACK_LUA,
     AsyncConnection,
     Connection,
     NotReplicated,
@@ -94,6 +95,8 @@ class _Write:
     # It signs a user in or out: SESSION_REDIS_WAIT_REPLICAS applies.
     auth: bool = False
     mode: Mode = "update"
+    # "rotate": the key hash the session moves from.
+    source: str | None = None
 
 
 # ASCII, as Django's JSONSerializer writes it: a lone surrogate (which a
@@ -515,7 +518,7 @@ class SessionStore(SessionBase):
                 await connection.send_all(undo)
             raise
 
-    def _undo(self, write: _Write, reply: int) -> list[tuple[str, ...]]:
+    def _undo(self, write: _Write, reply: int) -> list[tuple[Any, ...]]:
         """
         Return the commands that undo an unconfirmed write, where one can be.
 
@@ -524,25 +527,21 @@ class SessionStore(SessionBase):
         not meet a moved mark (400). A sign-in is deleted: the session it
         created or moved here, its index entry, and every moved mark this
         request left, so that the old cookie starts afresh. A key change that
-        signs nobody in is renamed back, its mark deleted: the browser goes
-        on with its session. Any other unconfirmed write stays (the session
-        the browser holds). Nothing if the write did not happen (reply 0 or
-        -1). Best effort and not waited for: a failover that loses these
-        commands loses the write they undo as well.
+        signs nobody in is renamed back (lua/rename_back.lua), its mark
+        deleted: the browser goes on with its session. Any other unconfirmed
+        write stays (the session the browser holds). Nothing if the write did
+        not happen (reply 0 or -1). Best effort and not waited for: a
+        failover that loses these commands loses the write they undo as well.
         """
         if reply != 1:
             return []
-        key, source, mark, *index = write.keys
+        key, _, mark, *index = write.keys
         if not write.auth:
             if write.mode != "rotate":
                 return []
-            # Renamed back, its note of its index entry goes: the rotation
-            # scored the new key's entry, not the old one's.
-            return [
-                ("rename", key, source),
-                ("delete", mark),
-                ("hdel", source, "m:indexed"),
-            ]
+            assert self.session_key is not None
+            members = [keys.key_hash(self.session_key), write.source]
+            return [("eval", RENAME_BACK_LUA, len(write.keys), *write.keys, *members)]
         if write.mode == "update" and not self._moved_marks_left:
             return []
         marks = [*self._moved_marks_left, *([mark] if write.mode == "rotate" else [])]
@@ -607,7 +606,7 @@ class SessionStore(SessionBase):
         auth = (
             _field_name(SESSION_KEY) in changed or _field_name(SESSION_KEY) in deleted
         )
-        return _Write(redis_keys, args, encoded, auth, mode)
+        return _Write(redis_keys, args, encoded, auth, mode, source)
 
     def _index(self, data: dict[str, Any]) -> tuple[str | None, list[str | bytes]]:
         """

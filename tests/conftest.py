@@ -40,6 +40,16 @@ def redis_now(redis_client: Any) -> int:
     return int(redis_client.time()[0])
 
 
+def index_note(entry: float, seen: int) -> str:
+    """Return a session's m:indexed note: its index entry's score, and when seen."""
+    return f"{int(entry)}:{seen}"
+
+
+def noted_entry(note: bytes) -> int:
+    """Return the index entry's score that a session's m:indexed note gives."""
+    return int(note.split(b":")[0])
+
+
 def session_redis_key(session_key: str) -> str:
     """Return the Redis key of a session, as the engine names it."""
     from redis_hash_sessions import keys

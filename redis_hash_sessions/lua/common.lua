@@ -11,10 +11,16 @@
 -- session written again and again (a visit counter) re-scores its entry
 -- at most once a minute, not on every write. An entry is therefore never
 -- pruned while its session lives, and is at most this many seconds late.
--- The session's hash notes the score it last gave its entry, in
--- "m:indexed", for the one script that is not given the index
--- (load_and_incr.lua); every other write reads the entry itself.
+-- A signed-in session's hash notes, in "m:indexed", "<its entry's score>:
+-- <when a write last saw the entry>", for the one script that is not
+-- given the index (load_and_incr.lua): it reports the entry due when the
+-- session's expiry would pass it or when nobody has looked at the entry
+-- for this long, so that an entry lost with its index comes back within
+-- about a minute even while the session is only counted.
 local INDEX_SLACK = 60
+
+-- The longest TTL the engine writes (engine.MAX_EXPIRY_AGE).
+local MAX_AGE = 1e11
 
 -- How long a mark that a session moved to a new key lives: longer than a
 -- request may run.
@@ -31,31 +37,28 @@ local function ttl_of(rule, default_age, now)
   if not rule then return default_age end
   local at = string.sub(rule, 1, 1) == "@" and tonumber(string.sub(rule, 2))
   local ttl = at and at - now or tonumber(rule)
-  -- Past what the engine writes (engine.MAX_EXPIRY_AGE), or NaN: not ours.
-  if not ttl or ttl ~= ttl or ttl > 1e11 then return default_age end
+  -- Past what the engine writes, or NaN: not ours.
+  if not ttl or ttl ~= ttl or ttl > MAX_AGE then return default_age end
   return math.floor(ttl)
 end
 
 -- Keep member's entry in a user's index (a sorted set by expiry time) at or
--- past expires, and its score noted in the session's hash (noted: the note
--- the session holds, or false); when the entry moves, drop the entries that
--- have expired and let the index expire with its last entry. forced: score
--- it whatever it holds. An index key of another type (corrupted data) is
--- replaced.
-local function index(key, member, session, noted, expires, now, forced)
+-- past expires, and note it in the session's hash; when the entry moves,
+-- drop the entries that have expired and let the index expire with its
+-- last entry. forced: score it whatever it holds. An index key of another
+-- type (corrupted data) is replaced.
+local function index(key, member, session, expires, now, forced)
   local kind = redis.call("TYPE", key).ok
   if kind ~= "zset" and kind ~= "none" then redis.call("DEL", key) end
-  local score = redis.call("ZSCORE", key, member)
-  if not forced and score and tonumber(score) >= expires then
-    -- A note that says otherwise (missing, or the entry was moved back)
-    -- would have every count report the entry due.
-    if noted ~= score then redis.call("HSET", session, "m:indexed", score) end
-    return
+  local score = tonumber(redis.call("ZSCORE", key, member))
+  if forced or not score or score < expires then
+    score = expires + INDEX_SLACK
+    redis.call("ZADD", key, score, member)
+    redis.call("ZREMRANGEBYSCORE", key, "-inf", now)
+    local last = tonumber(redis.call("ZRANGE", key, -1, -1, "WITHSCORES")[2])
+    -- A score past any the engine writes (corrupted data) must not make
+    -- EXPIREAT fail.
+    redis.call("EXPIREAT", key, math.ceil(math.min(last, now + MAX_AGE + 2 * INDEX_SLACK)))
   end
-  local new_score = expires + INDEX_SLACK
-  redis.call("ZADD", key, new_score, member)
-  redis.call("HSET", session, "m:indexed", new_score)
-  redis.call("ZREMRANGEBYSCORE", key, "-inf", now)
-  local last = redis.call("ZRANGE", key, -1, -1, "WITHSCORES")
-  redis.call("EXPIREAT", key, math.ceil(tonumber(last[2])))
+  redis.call("HSET", session, "m:indexed", string.format("%d:%d", score, now))
 end

@@ -11,6 +11,8 @@
 -- Returns how many sessions ended. A session that is not in this user's
 -- index, or that names another user, is never touched: a user can end
 -- only their own sessions.
+-- An index key of another type (corrupted data) names no session.
+if redis.call("TYPE", KEYS[1]).ok ~= "zset" then return 0 end
 local ended = 0
 for i = 1, (#KEYS - 1) / 2 do
   local session, mark, member = KEYS[2 * i], KEYS[2 * i + 1], ARGV[3 + i]

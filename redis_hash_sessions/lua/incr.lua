@@ -14,7 +14,7 @@
 -- counter must not bring a logged-out session back). A field that holds
 -- something other than an integer, or a sum past 64 bits, makes HINCRBY
 -- fail; the error reply reaches the caller and nothing is written.
-local stored = redis.call("HMGET", KEYS[1], "m:created", "m:expiry", ARGV[4], "m:indexed")
+local stored = redis.call("HMGET", KEYS[1], "m:created", "m:expiry", ARGV[4])
 if not stored[1] then return false end
 local value = redis.call("HINCRBY", KEYS[1], ARGV[1], ARGV[2])
 local now = clock()
@@ -25,6 +25,6 @@ if ttl <= 0 then
 end
 redis.call("EXPIRE", KEYS[1], ttl)
 if KEYS[2] and stored[3] == ARGV[5] then
-  index(KEYS[2], ARGV[6], KEYS[1], stored[4], now + ttl, now, false)
+  index(KEYS[2], ARGV[6], KEYS[1], now + ttl, now, false)
 end
 return value

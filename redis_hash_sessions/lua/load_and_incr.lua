@@ -19,17 +19,22 @@
 -- other than an integer, or a sum past 64 bits, makes HINCRBY fail; the
 -- error reply reaches the caller and nothing is written.
 --
--- The index is not given to this script: the session's "m:indexed" (see
--- common.lua) says whether its entry must move. While it must, the TTL is
--- not set past the entry, so that a session whose save never comes (an
--- error page, an outage, a caller that does not save) never outlives its
--- entry; the save sets the full TTL and moves the entry in one step.
+-- The index is not given to this script: the session's "m:indexed" note
+-- (see common.lua) says whether its entry is due. While it is, the TTL is
+-- not set past the noted entry, so that a session whose save never comes
+-- (an error page, an outage, a caller that does not save) never outlives
+-- its entry; the save sets the full TTL and sees to the entry in one step.
 
--- The score a session's note says its index entry has, or nil if the note
--- is missing or no score of ours (corrupted data).
-local function noted(indexed)
-  local score = tonumber(indexed)
-  if score and score == score and score < 1e11 then return score end
+-- The entry's score a session's note gives, and whether the entry is due
+-- for a session that lives until expires; a note that is missing or not
+-- one of ours (corrupted data) gives no score and is due.
+local function noted(note, expires, now)
+  local entry, seen = string.match(note or "", "^(%d+):(%d+)$")
+  entry, seen = tonumber(entry), tonumber(seen)
+  if not entry or entry > now + MAX_AGE + INDEX_SLACK or seen > now then
+    return nil, true
+  end
+  return entry, entry < expires or now - seen >= INDEX_SLACK
 end
 
 local kind = redis.call("TYPE", KEYS[1]).ok
@@ -44,13 +49,13 @@ if ttl <= 0 then
   redis.call("DEL", KEYS[1])
   return {0, 0}
 end
-local due = 0
+local due = false
 if stored[3] then
-  local entry = noted(stored[4])
-  if not entry or entry < now + ttl then
-    due = 1
-    if entry and entry - now >= 1 then ttl = math.floor(entry - now) else ttl = nil end
+  local entry
+  entry, due = noted(stored[4], now + ttl, now)
+  if due then
+    if entry and entry - now >= 1 then ttl = math.min(ttl, math.floor(entry - now)) else ttl = nil end
   end
 end
 if ttl then redis.call("EXPIRE", KEYS[1], ttl) end
-return {1, value, redis.call("HGETALL", KEYS[1]), due}
+return {1, value, redis.call("HGETALL", KEYS[1]), due and 1 or 0}

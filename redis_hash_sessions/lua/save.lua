@@ -29,15 +29,15 @@
 -- script tells that a session exists.
 local mode = ARGV[1]
 local now = clock()
-local rule, user, noted = false, false, false
+local rule, user = false, false
 if mode == "create" then
   if redis.call("EXISTS", KEYS[1]) == 1 then return -1 end
   redis.call("HSET", KEYS[1], "m:created", now)
 elseif mode == "update" or mode == "rotate" then
   if mode == "rotate" and redis.call("EXISTS", KEYS[1]) == 1 then return -1 end
-  local stored = redis.call("HMGET", KEYS[2], "m:created", "m:expiry", ARGV[5], "m:indexed")
+  local stored = redis.call("HMGET", KEYS[2], "m:created", "m:expiry", ARGV[5])
   if not stored[1] then return 0 end
-  rule, user, noted = stored[2], stored[3], stored[4]
+  rule, user = stored[2], stored[3]
   if mode == "rotate" then
     redis.call("RENAME", KEYS[2], KEYS[1])
     redis.call("SET", KEYS[3], 1, "EX", MOVED_MARK_SECONDS)
@@ -85,6 +85,6 @@ if ttl <= 0 then
 end
 redis.call("EXPIRE", KEYS[1], ttl)
 if KEYS[4] and user == ARGV[6] then
-  index(KEYS[4], ARGV[7], KEYS[1], noted, now + ttl, now, mode ~= "update" or user_written)
+  index(KEYS[4], ARGV[7], KEYS[1], now + ttl, now, mode ~= "update" or user_written)
 end
 return 1

@@ -9,6 +9,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
 
+from redis_hash_sessions import keys
 from redis_hash_sessions.exceptions import SessionStoreUnavailable
 from tests.conftest import PASSWORD, session_redis_key, user_index
 from tests.redis_process import RedisProcess
@@ -218,6 +219,11 @@ def test_an_unconfirmed_rotation_renamed_back_forgets_its_index_note(
     # The rotation scored the new key's entry; the old one's note would lie.
     assert redis_client.hgetall(session_redis_key(old))
     assert not redis_client.hexists(session_redis_key(old), "m:indexed")
+    # The rename keeps the TTL the rotation set: the old name's entry follows.
+    expires = redis_client.time()[0] + redis_client.ttl(session_redis_key(old))
+    old_hash = keys.key_hash(old)
+    assert redis_client.zscore(user_index(1), old_hash) >= expires
+    assert redis_client.zcard(user_index(1)) == 1
 
 
 def test_deleting_an_anonymous_session_does_not_wait(replicated, round_trips):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import redis
+from django.utils import timezone
 
 from redis_hash_sessions import users
 from redis_hash_sessions.engine import SessionStore
-from tests.conftest import redis_now, session_redis_key, stored_key, user_index
+from tests.conftest import (
+    index_note,
+    noted_entry,
+    redis_now,
+    session_redis_key,
+    stored_key,
+    user_index,
+)
 
 
 def signed_in(user_id: str, **data: object) -> SessionStore:
@@ -101,7 +111,11 @@ def expire_index_entry_soon(redis_client: redis.Redis, session: SessionStore) ->
     """Score the session's index entry (and its note of it) to pass in 5 s."""
     soon = redis_now(redis_client) + 5
     redis_client.zadd(user_index(1), {session.key_hash or "": soon})
-    redis_client.hset(session_redis_key(session.session_key), "m:indexed", soon)
+    redis_client.hset(
+        session_redis_key(session.session_key),
+        "m:indexed",
+        index_note(soon, redis_now(redis_client)),
+    )
 
 
 def test_an_increment_of_a_loaded_session_moves_an_entry_that_is_due(redis_client):
@@ -155,7 +169,21 @@ def test_a_session_stored_without_its_index_note_moves_its_entry_when_written(
     assert redis_client.hexists(session_redis_key(session.session_key), "m:indexed")
 
 
-@pytest.mark.parametrize("note", ["abc", "1e999", "inf", "nan", "1e300", ""])
+@pytest.mark.parametrize(
+    "note",
+    [
+        "abc",
+        "1e999",
+        "inf",
+        "nan",
+        "1e300",
+        "",
+        "1796000000",
+        "1:2:3",
+        "-5:1",
+        "9" * 30 + ":1",
+    ],
+)
 def test_an_index_note_that_is_no_score_of_ours_makes_the_count_due(redis_client, note):
     session = signed_in("1", visits=0)
     redis_client.hset(session_redis_key(session.session_key), "m:indexed", note)
@@ -173,7 +201,11 @@ def test_a_count_whose_entry_is_due_keeps_the_session_within_its_entry(
     session = signed_in("1", visits=0)
     entry = redis_now(redis_client) + 100
     redis_client.zadd(user_index(1), {session.key_hash: entry})
-    redis_client.hset(session_redis_key(session.session_key), "m:indexed", entry)
+    redis_client.hset(
+        session_redis_key(session.session_key),
+        "m:indexed",
+        index_note(entry, redis_now(redis_client)),
+    )
     # No save follows (an error page, an outage, a caller that does not save).
     SessionStore(session.session_key).incr("visits")
     ttl = redis_client.ttl(session_redis_key(session.session_key))
@@ -195,9 +227,49 @@ def test_a_save_that_finds_the_entry_in_place_corrects_a_stale_note(
     second.incr("visits")
     second.save()
     assert round_trips == ["EVALSHA"]
-    assert float(redis_client.hget(redis_key, "m:indexed")) == index_score(
+    assert noted_entry(redis_client.hget(redis_key, "m:indexed")) == index_score(
         redis_client, session
     )
+
+
+def test_a_count_reports_the_entry_due_when_nobody_saw_it_for_a_minute(
+    redis_client, round_trips
+):
+    session = signed_in("1", visits=0)
+    now = redis_now(redis_client)
+    redis_client.delete(user_index(1))  # lost, while the note says it is there
+    redis_client.hset(
+        session_redis_key(session.session_key),
+        "m:indexed",
+        index_note(now + 1800 + 60, now - 60),
+    )
+    counting = SessionStore(session.session_key)
+    round_trips.clear()
+    counting.incr("visits")
+    counting.save()
+    assert round_trips == ["EVALSHA", "EVALSHA"]
+    assert listed("1") == {session.key_hash}
+
+
+@pytest.mark.parametrize("rule", [600, "absolute"], ids=["shorter", "absolute"])
+def test_a_session_with_its_own_expiry_returns_to_a_lost_index_within_a_minute(
+    redis_client, rule
+):
+    session = signed_in("1", visits=0)
+    session.set_expiry(600 if rule == 600 else timezone.now() + timedelta(hours=1))
+    session.save()
+    redis_client.delete(user_index(1))
+    note = redis_client.hget(session_redis_key(session.session_key), "m:indexed")
+    entry = noted_entry(note)
+    redis_client.hset(
+        session_redis_key(session.session_key),
+        "m:indexed",
+        index_note(entry, redis_now(redis_client) - 61),
+    )
+    counting = SessionStore(session.session_key)
+    counting.incr("visits")
+    counting.save()
+    assert listed("1") == {session.key_hash}
 
 
 def test_a_count_without_an_index_note_leaves_the_ttl_to_the_save(redis_client):
@@ -222,6 +294,35 @@ def test_a_lost_or_corrupted_index_is_rebuilt_by_the_next_write(
     loaded["theme"] = "dark"
     loaded.save()
     assert listed("1") == {session.key_hash}
+
+
+def test_ending_a_session_of_an_index_of_another_type_ends_nothing(redis_client):
+    session = signed_in("1")
+    redis_client.delete(user_index(1))
+    redis_client.set(user_index(1), "not an index")
+    assert users.end_sessions("1", only=[session.key_hash or ""]) == 0
+    assert SessionStore().exists(session.session_key)
+
+
+def test_an_entry_scored_past_any_expiry_fails_no_write(redis_client):
+    first = signed_in("1")
+    redis_client.zadd(user_index(1), {"corrupted": float("inf")})
+    second = signed_in("1")
+    assert listed("1") == {first.key_hash, second.key_hash}
+    assert redis_client.ttl(user_index(1)) > 0
+
+
+def test_a_count_of_a_session_with_the_longest_expiry_is_one_round_trip(
+    redis_client, round_trips
+):
+    session = signed_in("1", visits=0)
+    session.set_expiry(10**11 - 3600)
+    session.save()
+    counting = SessionStore(session.session_key)
+    round_trips.clear()
+    counting.incr("visits")
+    counting.save()
+    assert round_trips == ["EVALSHA"]
 
 
 def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
