@@ -51,7 +51,10 @@ local function index(key, member, session, expires, now, forced)
   local kind = redis.call("TYPE", key).ok
   if kind ~= "zset" and kind ~= "none" then redis.call("DEL", key) end
   local score = tonumber(redis.call("ZSCORE", key, member))
-  if forced or not score or score < expires then
+  -- Past any score it writes (corrupted data, or another primary's clock):
+  -- re-scored, so that the note stays one a count can read.
+  local past_range = score and score > now + MAX_AGE + INDEX_SLACK
+  if forced or not score or score < expires or past_range then
     score = expires + INDEX_SLACK
     redis.call("ZADD", key, score, member)
     redis.call("ZREMRANGEBYSCORE", key, "-inf", now)

@@ -10,9 +10,19 @@
 -- ARGV[1]  its new name in that index
 -- ARGV[2]  its old name there
 --
--- Returns 1 when renamed back, 0 when the new key is gone or the old one
--- was taken meanwhile.
+-- Returns 1 when renamed back, 0 when the new key is gone, the old one was
+-- taken meanwhile, or the mark is gone: the old cookie logged out (deleting
+-- the mark), and its session must not come back; the new key, whose cookie
+-- no browser got, goes too.
 if redis.call("EXISTS", KEYS[1]) == 0 or redis.call("EXISTS", KEYS[2]) == 1 then
+  return 0
+end
+if redis.call("EXISTS", KEYS[3]) == 0 then
+  -- The old cookie logged out meanwhile: its session must not come back.
+  redis.call("DEL", KEYS[1])
+  if KEYS[4] and redis.call("TYPE", KEYS[4]).ok == "zset" then
+    redis.call("ZREM", KEYS[4], ARGV[1], ARGV[2])
+  end
   return 0
 end
 redis.call("RENAME", KEYS[1], KEYS[2])

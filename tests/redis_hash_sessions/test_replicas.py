@@ -226,6 +226,36 @@ def test_an_unconfirmed_rotation_renamed_back_forgets_its_index_note(
     assert redis_client.zcard(user_index(1)) == 1
 
 
+def test_a_logout_while_a_rotation_waits_is_not_undone_by_its_rename_back(
+    redis_topology, settings, redis_client, monkeypatch
+):
+    from redis_hash_sessions import connection
+    from redis_hash_sessions.engine import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = "1"
+    session.save()
+    old = session.session_key
+    unconfirmed(settings, redis_topology)
+    send_all = connection.Connection.send_all
+
+    def logout_meanwhile(self, commands):
+        # The old cookie's logout, in another request, while this rotation
+        # waited for replicas (SESSION_REDIS_WAIT_TIMEOUT).
+        settings.SESSION_REDIS_WAIT_REPLICAS = 0
+        other = SessionStore(old)
+        other.get(SESSION_KEY)  # what the auth middleware reads: it moved
+        other.flush()  # django.contrib.auth.logout()
+        send_all(self, commands)
+
+    monkeypatch.setattr(connection.Connection, "send_all", logout_meanwhile)
+    with pytest.raises(SessionStoreUnavailable):
+        session.cycle_key()
+    assert SessionStore(old).load() == {}
+    assert redis_client.zscore(user_index(1), keys.key_hash(old)) is None
+    assert redis_client.zcard(user_index(1)) == 0
+
+
 def test_deleting_an_anonymous_session_does_not_wait(replicated, round_trips):
     from redis_hash_sessions.engine import SessionStore
 

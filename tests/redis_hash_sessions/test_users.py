@@ -325,6 +325,26 @@ def test_a_count_of_a_session_with_the_longest_expiry_is_one_round_trip(
     assert round_trips == ["EVALSHA"]
 
 
+@pytest.mark.parametrize("score", ["inf", "1e15", "another-primarys-clock"])
+def test_a_count_whose_entry_is_scored_past_any_expiry_is_due_once(
+    redis_client, round_trips, score
+):
+    session = signed_in("1", visits=0)
+    now = redis_now(redis_client)
+    # The last case: written by a primary whose clock ran an hour ahead, for
+    # a session with the longest expiry the engine takes.
+    value = now + 10**11 + 60 + 3600 if score.startswith("another") else float(score)
+    redis_client.zadd(user_index(1), {session.key_hash: value})
+    redis_key = session_redis_key(session.session_key)
+    redis_client.hset(redis_key, "m:indexed", index_note(now + 1860, now - 61))
+    for _ in range(3):
+        counting = SessionStore(session.session_key)
+        round_trips.clear()
+        counting.incr("visits")
+        counting.save()
+    assert round_trips == ["EVALSHA"]
+
+
 def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
     session = signed_in("1", visits=0)
     score = index_score(redis_client, session) - 30
