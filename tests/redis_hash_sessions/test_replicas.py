@@ -203,19 +203,26 @@ def test_an_unconfirmed_rotation_that_lost_its_race_leaves_the_winners_mark(
     assert later.moved
 
 
-def test_an_unconfirmed_rotation_renamed_back_forgets_its_index_note(
-    redis_topology, settings, redis_client
-):
+def renamed_back(settings, topology: Topology) -> str:
+    """Sign a session in, have a change of its key go unconfirmed; return its key."""
     from redis_hash_sessions.engine import SessionStore
 
     session = SessionStore()
     session[SESSION_KEY] = "1"
     session.save()
-    old = session.session_key
-    unconfirmed(settings, redis_topology)
+    key = session.session_key
+    unconfirmed(settings, topology)
     with pytest.raises(SessionStoreUnavailable):
-        session.cycle_key()  # a password change's, say: renamed back
+        session.cycle_key()  # a password change's, say
     settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    assert key is not None
+    return key
+
+
+def test_an_unconfirmed_rotation_renamed_back_forgets_its_index_note(
+    redis_topology, settings, redis_client
+):
+    old = renamed_back(settings, redis_topology)
     # The rotation scored the new key's entry; the old one's note would lie.
     assert redis_client.hgetall(session_redis_key(old))
     assert not redis_client.hexists(session_redis_key(old), "m:indexed")
@@ -295,14 +302,7 @@ def test_an_unconfirmed_key_change_of_an_anonymous_session_is_undone(
 def test_an_unconfirmed_key_change_is_renamed_back(redis_topology, settings):
     from redis_hash_sessions.engine import SessionStore
 
-    session = SessionStore()
-    session[SESSION_KEY] = "1"
-    session.save()
-    first = session.session_key
-    unconfirmed(settings, redis_topology)
-    with pytest.raises(SessionStoreUnavailable):
-        session.cycle_key()
-    settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    first = renamed_back(settings, redis_topology)
     assert SessionStore(first).load() == {SESSION_KEY: "1"}
 
 
