@@ -9,7 +9,9 @@ cache entry's key function, see keys.py) as a hash:
 - ``m:created`` holds the Unix time it was created, so that a session with
   no data still exists;
 - ``m:expiry`` holds the rule of a custom expiry (``set_expiry()``), so that
-  every write sets the TTL from what Redis holds (lua/common.lua).
+  every write sets the TTL from what Redis holds (lua/common.lua);
+- ``m:indexed``, in a signed-in session, notes its entry in its user's
+  index, for the count that loads the session (lua/load_and_incr.lua).
 
 A save sends only the fields this request changed, in one Lua script that
 writes only if the session still exists, so concurrent requests keep each
@@ -227,7 +229,7 @@ class SessionStore(SessionBase):
         # a key taken since (a rotation, even one that failed) has had none.
         self._ttl_set_for: str | None = None
         # An increment that loaded the session found its entry in its user's
-        # index due to move: the save at the end of the request moves it.
+        # index due: the save at the end of the request sees to it.
         self._index_due = False
         # The moved marks that this request's cycle_key() calls left.
         self._moved_marks_left: list[str] = []
