@@ -154,24 +154,10 @@ def test_an_increment_that_loads_the_session_saves_nothing_if_no_entry_is_due(
     assert round_trips == ["EVALSHA"]
 
 
-def test_a_session_stored_without_its_index_note_moves_its_entry_when_written(
-    redis_client,
-):
-    # As versions before m:indexed stored signed-in sessions.
-    session = signed_in("1", visits=0)
-    redis_client.hdel(session_redis_key(session.session_key), "m:indexed")
-    redis_client.zadd(user_index(1), {session.key_hash: redis_now(redis_client) + 5})
-    before = redis_now(redis_client)
-    counting = SessionStore(session.session_key)
-    assert counting.incr("visits") == 1
-    counting.save()
-    assert index_score(redis_client, session) >= before + 1800 + 60
-    assert redis_client.hexists(session_redis_key(session.session_key), "m:indexed")
-
-
 @pytest.mark.parametrize(
     "note",
     [
+        None,  # as 1.0.0 stored signed-in sessions, without one
         "abc",
         "1e999",
         "inf",
@@ -184,15 +170,24 @@ def test_a_session_stored_without_its_index_note_moves_its_entry_when_written(
         "9" * 30 + ":1",
     ],
 )
-def test_an_index_note_that_is_no_score_of_ours_makes_the_count_due(redis_client, note):
+def test_a_count_with_no_index_note_of_ours_has_the_save_move_the_entry(
+    redis_client, note
+):
     session = signed_in("1", visits=0)
-    redis_client.hset(session_redis_key(session.session_key), "m:indexed", note)
+    redis_key = session_redis_key(session.session_key)
+    if note is None:
+        redis_client.hdel(redis_key, "m:indexed")
+    else:
+        redis_client.hset(redis_key, "m:indexed", note)
     redis_client.zadd(user_index(1), {session.key_hash: redis_now(redis_client) + 5})
     before = redis_now(redis_client)
     counting = SessionStore(session.session_key)
     assert counting.incr("visits") == 1
     counting.save()
     assert index_score(redis_client, session) >= before + 1800 + 60
+    assert noted_entry(redis_client.hget(redis_key, "m:indexed")) == index_score(
+        redis_client, session
+    )
 
 
 def test_a_count_whose_entry_is_due_keeps_the_session_within_its_entry(
