@@ -208,7 +208,10 @@ class SentinelSet:
                     return False
             return True
 
-        self._wait(in_sync, "the replicas to sync")
+        # A restarted primary is turned into a replica only once a sentinel's
+        # INFO (every 10 s) finds it back, then it syncs: on this shared
+        # machine that once took more than 30 s.
+        self._wait(in_sync, "the replicas to sync", timeout=90)
 
     @staticmethod
     def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
