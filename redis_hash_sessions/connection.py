@@ -65,11 +65,10 @@ def _lua(name: str) -> str:
 # The scripts that write sessions start with the shared helpers.
 SAVE_LUA = _lua("common") + _lua("save")
 INCR_LUA = _lua("common") + _lua("incr")
-LOAD_AND_INCR_LUA = _lua("common") + _lua("load_and_incr")
 LEAVE_LUA = _lua("common") + _lua("leave")
-PUT_BACK_LUA = _lua("put_back")
+PUT_BACK_LUA = _lua("common") + _lua("put_back")
 # Sent with EVAL by an undo, which is rare and best effort (send_all()).
-RENAME_BACK_LUA = _lua("rename_back")
+RENAME_BACK_LUA = _lua("common") + _lua("rename_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
@@ -77,7 +76,6 @@ END_SESSIONS_LUA = _lua("end_sessions")
 SCRIPTS_BY_NAME = {
     "save": SAVE_LUA,
     "incr": INCR_LUA,
-    "load_and_incr": LOAD_AND_INCR_LUA,
     "leave": LEAVE_LUA,
     "put_back": PUT_BACK_LUA,
     "load_and_delete": LOAD_AND_DELETE_LUA,
@@ -169,8 +167,9 @@ def _replicated(results: list[Any], replicas: int) -> Any:
     return replies[0]
 
 
-# How many MOVED or ASK redirections a waited write follows before it
-# answers 503, as a slot that keeps moving is an outage of its own.
+# How many MOVED or ASK redirections a waited write or a transaction
+# follows before it answers 503, as a slot that keeps moving is an outage of
+# its own.
 REDIRECTIONS = 3
 
 
@@ -193,11 +192,38 @@ def _asked(
     return None
 
 
-def _unredirected(replicas: int) -> redis.exceptions.TryAgainError:
+def _unredirected() -> redis.exceptions.TryAgainError:
     return redis.exceptions.TryAgainError(
-        f"The write's hash slot moved {REDIRECTIONS} times while it waited for "
-        f"{replicas} replica(s)."
+        f"The key's hash slot moved {REDIRECTIONS} times while a write was sent."
     )
+
+
+def _no_script(results: list[Any]) -> bool:
+    return any(isinstance(r, redis.exceptions.NoScriptError) for r in results)
+
+
+def _transaction(
+    commands: Sequence[tuple[Any, ...]], replicas: int
+) -> list[tuple[Any, ...]]:
+    """Return commands in MULTI/EXEC, then a WAIT for replicas if any."""
+    wait = [("WAIT", replicas, _wait_timeout_ms())] if replicas else []
+    return [("MULTI",), *commands, ("EXEC",), *wait]
+
+
+def _executed(replies: list[Any], replicas: int) -> list[Any]:
+    """
+    Return EXEC's replies, or raise what kept EXEC from running.
+
+    With replicas, a WAIT followed: raise NotReplicated if too few confirmed.
+    """
+    if replicas:
+        *replies, confirmed = replies
+        if isinstance(confirmed, Exception):
+            raise confirmed
+        _replicated([replies[-1], confirmed], replicas)
+    if isinstance(replies[-1], Exception):
+        raise next(reply for reply in replies if isinstance(reply, Exception))
+    return cast(list[Any], replies[-1])
 
 
 @dataclass(frozen=True)
@@ -207,7 +233,6 @@ class Connection:
     client: redis.Redis | RedisCluster
     save: Script
     incr: Script
-    load_and_incr: Script
     leave: Script
     put_back: Script
     load_and_delete: Script
@@ -239,6 +264,24 @@ class Connection:
         except redis.exceptions.NoScriptError:
             self._node(keys[0], None).script_load(script.script)
             return self.client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def transaction(
+        self, key: str, commands: Sequence[tuple[Any, ...]], *, auth: bool
+    ) -> list[Any]:
+        """
+        Send commands on key's slot in MULTI/EXEC: atomic, in one round trip.
+
+        Return their replies as Redis gives them, without redis-py's
+        callbacks (an HGETALL is a map under RESP3, a flat list under RESP2);
+        a command that fails has its error in its place. Sent as a plain pipeline to the slot's primary (redis-py's
+        asyncio cluster pipeline runs each queued command of a transaction
+        on a thread and an event loop of its own), with a WAIT if the
+        settings ask it of this write.
+        """
+        replicas = replicas_to_wait_for(auth=auth)
+        return _executed(
+            self._on_primary(key, _transaction(commands, replicas)), replicas
+        )
 
     def ping(self) -> None:
         """Ask Redis whether it answers: on a cluster, whether any node does."""
@@ -286,8 +329,26 @@ class Connection:
         Send the write and a WAIT on one connection, in one round trip.
 
         WAIT counts the replicas that have this connection's writes, so on a
-        cluster both go to the primary of key's slot, following MOVED and
-        ASK as the cluster client would. See _replicated().
+        cluster both go to the primary of key's slot. See _replicated().
+        """
+        wait = ("WAIT", replicas, _wait_timeout_ms())
+        results = self._on_primary(key, [command, wait], script)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return _replicated(results, replicas)
+
+    def _on_primary(
+        self,
+        key: str,
+        commands: Sequence[tuple[Any, ...]],
+        script: Script | None = None,
+    ) -> list[Any]:
+        """
+        Send commands on one connection to the primary of key's slot.
+
+        Follow MOVED and ASK as the cluster client would, and load script
+        where it is missing. Return the commands' replies, errors among them.
         """
         asking: tuple[str, int] | None = None
         for _ in range(REDIRECTIONS + 1):
@@ -295,15 +356,15 @@ class Connection:
             pipe: Pipeline = node.pipeline(transaction=False)
             if asking:
                 pipe.execute_command("ASKING")  # type: ignore[no-untyped-call]
-            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            pipe.wait(replicas, _wait_timeout_ms())
+            for command in commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             try:
-                results = pipe.execute(raise_on_error=False)
+                results = pipe.execute(raise_on_error=False)[1 if asking else 0 :]
             except (redis.ConnectionError, redis.TimeoutError):
                 if isinstance(self.client, RedisCluster):
                     self.client.nodes_manager.initialize()
                 raise
-            if isinstance(results[-2], redis.exceptions.NoScriptError) and script:
+            if script and _no_script(results):
                 # A fresh process, or a primary promoted by a failover.
                 node.script_load(script.script)
                 script = None
@@ -314,11 +375,8 @@ class Connection:
                 if not asking:  # MOVED: the slot has a new owner for good
                     self.client.nodes_manager.move_slot(moved)
                 continue
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            return _replicated(results[-2:], replicas)
-        raise _unredirected(replicas)
+            return results
+        raise _unredirected()
 
     def _node(self, key: str, asking: tuple[str, int] | None) -> redis.Redis:
         """Return the client of the server that holds key (or that ASK named)."""
@@ -340,7 +398,6 @@ class AsyncConnection:
     client: redis.asyncio.Redis | AsyncRedisCluster
     save: AsyncScript
     incr: AsyncScript
-    load_and_incr: AsyncScript
     leave: AsyncScript
     put_back: AsyncScript
     load_and_delete: AsyncScript
@@ -372,6 +429,13 @@ class AsyncConnection:
             await self._sent(keys[0], None, [("SCRIPT", "LOAD", script.script)])
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
 
+    async def transaction(
+        self, key: str, commands: Sequence[tuple[Any, ...]], *, auth: bool
+    ) -> list[Any]:
+        replicas = replicas_to_wait_for(auth=auth)
+        sent = _transaction(commands, replicas)
+        return _executed(await self._on_primary(key, sent), replicas)
+
     async def delete(self, keys: Sequence[str], *, auth: bool) -> None:
         if replicas := replicas_to_wait_for(auth=auth):
             await self._waited(replicas, keys[0], ("DEL", *keys), None)
@@ -396,20 +460,29 @@ class AsyncConnection:
         command: tuple[Any, ...],
         script: AsyncScript | None,
     ) -> Any:
+        wait = ("WAIT", replicas, _wait_timeout_ms())
+        results = await self._on_primary(key, [command, wait], script)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return _replicated(results, replicas)
+
+    async def _on_primary(
+        self,
+        key: str,
+        commands: Sequence[tuple[Any, ...]],
+        script: AsyncScript | None = None,
+    ) -> list[Any]:
         asking: tuple[str, int] | None = None
         for _ in range(REDIRECTIONS + 1):
-            commands = [
-                *([("ASKING",)] if asking else []),
-                command,
-                ("WAIT", replicas, _wait_timeout_ms()),
-            ]
+            sent = [*([("ASKING",)] if asking else []), *commands]
             try:
-                results = await self._sent(key, asking, commands)
+                results = (await self._sent(key, asking, sent))[1 if asking else 0 :]
             except (redis.ConnectionError, redis.TimeoutError):
                 if isinstance(self.client, AsyncRedisCluster):
                     await self.client.nodes_manager.initialize()
                 raise
-            if isinstance(results[-2], redis.exceptions.NoScriptError) and script:
+            if script and _no_script(results):
                 await self._sent(key, asking, [("SCRIPT", "LOAD", script.script)])
                 script = None
                 continue
@@ -419,11 +492,8 @@ class AsyncConnection:
                 if not asking:
                     await self.client.nodes_manager.move_slot(moved)
                 continue
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            return _replicated(results[-2:], replicas)
-        raise _unredirected(replicas)
+            return results
+        raise _unredirected()
 
     async def _sent(
         self, key: str, asking: tuple[str, int] | None, commands: list[tuple[Any, ...]]

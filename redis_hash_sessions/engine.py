@@ -11,7 +11,7 @@ cache entry's key function, see keys.py) as a hash:
 - ``m:expiry`` holds the rule of a custom expiry (``set_expiry()``), so that
   every write sets the TTL from what Redis holds (lua/common.lua);
 - ``m:indexed``, in a signed-in session, notes its entry in its user's
-  index, for the count that loads the session (lua/load_and_incr.lua).
+  index, for the count that loads the session (load_and_incr()).
 
 A save sends only the fields this request changed, in one Lua script that
 writes only if the session still exists, so concurrent requests keep each
@@ -28,6 +28,8 @@ import json
 import json.scanner
 import logging
 import math
+import re
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +58,9 @@ from .exceptions import RotationInterrupted, SessionStoreUnavailable
 
 DATA_FIELD_PREFIX = "d:"
 USER_FIELD = DATA_FIELD_PREFIX + SESSION_KEY
+# Every session holds it: a hash without it is no session (see
+# _load_and_incr_commands()).
+CREATED_FIELD = b"m:created"
 EXPIRY = "_session_expiry"
 # The longest expiry the engine takes, about 3,000 years: Redis could keep
 # more, but Python's datetime (which Django turns expiries into) ends at the
@@ -63,6 +68,13 @@ EXPIRY = "_session_expiry"
 MAX_EXPIRY_AGE = 10**11
 # HINCRBY works on signed 64-bit integers.
 INT64 = range(-(2**63), 2**63)
+# lua/common.lua's INDEX_SLACK: an index entry is scored up to this many
+# seconds past its session's expiry, and a count has a save renew the TTL
+# and see to the entry about once in this many seconds, not on every visit.
+INDEX_SLACK = 60
+# How long the hash lives that a count makes on a key that holds no session.
+STRAY_SECONDS = 60
+_INDEX_NOTE = re.compile(rb"(\d+):(\d+)")
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 _json_decoder = json.JSONDecoder()
@@ -155,6 +167,30 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def _session_in(raw: Any) -> dict[bytes, bytes]:
+    """Return a session's HGETALL, or {} if the hash holds no session."""
+    return cast(dict[bytes, bytes], raw) if CREATED_FIELD in raw else {}
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """What a count's commands (_load_and_incr_commands()) answered."""
+
+    value: int | redis.ResponseError  # HINCRBY's
+    # The session found: {} for none, an error for a key of another type.
+    found: dict[bytes, bytes] | redis.ResponseError
+    ttl: int
+
+    @classmethod
+    def of(cls, replies: list[Any]) -> _Counted:
+        value, _, flat, ttl = replies
+        if isinstance(flat, redis.ResponseError):
+            return cls(value, flat, ttl)
+        # A map under RESP3 (redis-py's default), a flat list under RESP2.
+        found = flat if isinstance(flat, dict) else _pairs(flat)
+        return cls(value, _session_in(found), ttl)
+
+
 def _checked_age(age: object, what: str) -> int:
     """
     Return age (seconds) as a whole number, or raise TypeError/ValueError.
@@ -194,6 +230,43 @@ def _incr_error(exc: redis.ResponseError, key: str) -> Exception:
     return exc
 
 
+def _count_needs_save(raw: dict[bytes, bytes], ttl: int, default_age: int) -> bool:
+    """
+    Return True if a session that a count loaded needs a save to follow.
+
+    The count leaves the TTL as the last write set it: the save renews it
+    once it lags what a write would set by more than INDEX_SLACK seconds
+    (a tenth of a shorter age), and sees to the session's entry in its
+    user's index when the m:indexed note (lua/common.lua) says that the
+    session would outlive the entry or that no write has looked at the
+    entry for INDEX_SLACK seconds (it may have been lost with its index).
+    The note holds Redis's clock and this uses the process's: a skew of a
+    few seconds only moves when such a save comes.
+    """
+    rule = raw.get(b"m:expiry")
+    if rule is None:
+        wanted: int | None = default_age
+    elif rule.startswith(b"@"):  # at a fixed time: what the last write set
+        wanted = None
+    else:
+        try:
+            wanted = int(rule)
+        except ValueError:  # not one of ours: the save reads it as Lua does
+            return True
+    if wanted is not None and ttl < wanted - min(INDEX_SLACK, wanted // 10):
+        return True
+    if USER_FIELD.encode() not in raw:
+        return False
+    note = _INDEX_NOTE.fullmatch(raw.get(b"m:indexed", b""))
+    if note is None:
+        return True
+    entry, seen = int(note[1]), int(note[2])
+    now = int(time.time())
+    if entry > now + MAX_EXPIRY_AGE + INDEX_SLACK or seen > now + INDEX_SLACK:
+        return True  # not a note the engine writes, or another clock's
+    return entry < now + ttl or now - seen >= INDEX_SLACK
+
+
 def _check_amount(amount: object) -> None:
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError(f"The amount must be an integer, not {amount!r}.")
@@ -228,9 +301,9 @@ class SessionStore(SessionBase):
         # The key whose TTL this request has set (a save or an increment):
         # a key taken since (a rotation, even one that failed) has had none.
         self._ttl_set_for: str | None = None
-        # An increment that loaded the session found its entry in its user's
-        # index due: the save at the end of the request sees to it.
-        self._index_due = False
+        # A count that loaded the session found its TTL or its entry in its
+        # user's index due: the save at the end of the request sees to them.
+        self._save_due = False
         # The moved marks that this request's cycle_key() calls left.
         self._moved_marks_left: list[str] = []
         # The session this request left for a key in another hash slot: its
@@ -284,7 +357,7 @@ class SessionStore(SessionBase):
         client = get_connection().client
         with unavailable_on_error():
             try:
-                raw = cast(dict[bytes, bytes], client.hgetall(self._redis_key()))
+                raw = _session_in(client.hgetall(self._redis_key()))
             except redis.ResponseError as exc:
                 if not is_wrong_type(exc):
                     raise
@@ -299,7 +372,7 @@ class SessionStore(SessionBase):
         client = (await get_async_connection()).client
         with unavailable_on_error():
             try:
-                raw = cast(dict[bytes, bytes], await client.hgetall(self._redis_key()))
+                raw = _session_in(await client.hgetall(self._redis_key()))
             except redis.ResponseError as exc:
                 if not is_wrong_type(exc):
                     raise
@@ -339,16 +412,28 @@ class SessionStore(SessionBase):
         trusted = self._trusted(session_key)
         if trusted is None:
             return False
+        redis_key = self._redis_key(trusted)
         with unavailable_on_error():
-            return bool(get_connection().client.exists(self._redis_key(trusted)))
+            try:
+                return bool(get_connection().client.hexists(redis_key, CREATED_FIELD))
+            except redis.ResponseError as exc:
+                if not is_wrong_type(exc):
+                    raise
+                return True  # taken, if by no session: a create there fails
 
     async def aexists(self, session_key: str | None) -> bool:
         trusted = self._trusted(session_key)
         if trusted is None:
             return False
+        redis_key = self._redis_key(trusted)
         client = (await get_async_connection()).client
         with unavailable_on_error():
-            return bool(await client.exists(self._redis_key(trusted)))
+            try:
+                return bool(await client.hexists(redis_key, CREATED_FIELD))
+            except redis.ResponseError as exc:
+                if not is_wrong_type(exc):
+                    raise
+                return True
 
     # Saving
 
@@ -583,7 +668,7 @@ class SessionStore(SessionBase):
             and not changed
             and not deleted
             and self._ttl_set_for == self.session_key
-            and not self._index_due
+            and not self._save_due
         ):
             return None
         if stored is not None and EXPIRY not in changed and EXPIRY not in deleted:
@@ -635,7 +720,7 @@ class SessionStore(SessionBase):
         self._stored = write.stored
         self._state = State.STORED
         self._ttl_set_for = self.session_key
-        self._index_due = False
+        self._save_due = False
         self._left_behind = None  # its new key is written
 
     def cycle_key(self) -> None:
@@ -875,47 +960,48 @@ class SessionStore(SessionBase):
         For a page whose first use of the session is to count: incr() does
         this itself on a session nothing has read yet. Return the new value,
         or None if Redis holds no session under this key (deleted or moved:
-        nothing is counted) or holds one that is corrupted (a field that is
-        not JSON: the count lands in it, and the engine reads it no more);
-        the session is then as load() would have found it. Raise as incr()
-        does. On a session already loaded, or not stored, this is incr(), or
-        None.
+        nothing is counted in it) or holds one that is corrupted (a field
+        that is not JSON: the count lands in it, and the engine reads it no
+        more); the session is then as load() would have found it. Raise as
+        incr() does. The session's TTL and its index entry are left to the
+        save at the end of the request, which renews them about once a
+        minute (_count_needs_save()). On a session already loaded, or not
+        stored, this is incr(), or None.
         """
         if not self._loads_with_incr(amount):
             if hasattr(self, "_session_cache"):
                 return self.incr(key, amount)
             return None
+        default_age = _checked_age(self.get_session_cookie_age(), "The session age")
+        redis_key, commands = self._load_and_incr_commands(key, amount)
         connection = get_connection()
         with unavailable_on_error():
-            try:
-                reply = connection.run(
-                    connection.load_and_incr,
-                    *self._load_and_incr_call(key, amount),
-                    auth=False,
-                )
-            except redis.ResponseError as exc:
-                raise _incr_error(exc, key) from exc
-        return self._loaded_with_incr(key, reply)
+            replies = connection.transaction(redis_key, commands, auth=False)
+            counted = _Counted.of(replies)
+            # Only a session that is gone costs a second look: did it move?
+            moved = counted.found == {} and bool(
+                connection.client.exists(self._moved_mark())
+            )
+        return self._loaded_with_incr(key, counted, default_age, moved=moved)
 
     async def aload_and_incr(self, key: str, amount: int = 1) -> int | None:
         if not self._loads_with_incr(amount):
             if hasattr(self, "_session_cache"):
                 return await self.aincr(key, amount)
             return None
+        default_age = _checked_age(self.get_session_cookie_age(), "The session age")
+        redis_key, commands = self._load_and_incr_commands(key, amount)
         connection = await get_async_connection()
         with unavailable_on_error():
-            try:
-                reply = await connection.run(
-                    connection.load_and_incr,
-                    *self._load_and_incr_call(key, amount),
-                    auth=False,
-                )
-            except redis.ResponseError as exc:
-                raise _incr_error(exc, key) from exc
-        return self._loaded_with_incr(key, reply)
+            replies = await connection.transaction(redis_key, commands, auth=False)
+            counted = _Counted.of(replies)
+            moved = counted.found == {} and bool(
+                await connection.client.exists(self._moved_mark())
+            )
+        return self._loaded_with_incr(key, counted, default_age, moved=moved)
 
     def _loads_with_incr(self, amount: int) -> bool:
-        """Return True if an increment loads the session too (load_and_incr.lua)."""
+        """Return True if an increment loads the session too (load_and_incr())."""
         _check_amount(amount)
         return (
             not hasattr(self, "_session_cache")
@@ -923,29 +1009,54 @@ class SessionStore(SessionBase):
             and self._state is State.STORED
         )
 
-    def _load_and_incr_call(self, key: str, amount: int) -> tuple[list[str], list[Any]]:
-        default_age = _checked_age(self.get_session_cookie_age(), "The session age")
-        redis_keys = [self._redis_key(), self._moved_mark()]
-        return redis_keys, [DATA_FIELD_PREFIX + key, amount, default_age, USER_FIELD]
-
-    def _loaded_with_incr(self, key: str, reply: list[Any]) -> int | None:
+    def _load_and_incr_commands(
+        self, key: str, amount: int
+    ) -> tuple[str, list[tuple[Any, ...]]]:
         """
-        Take what load_and_incr.lua did; return the new value, if it counted.
+        Return the key and the commands that count in a session not loaded yet.
+
+        No script: each script call costs Redis more than these commands
+        together (see the README's cost model). HINCRBY cannot ask whether
+        the session exists: on a key that holds none it makes a hash of that
+        one field, which is no session (it lacks "m:created", which every
+        read and every script looks for) and which EXPIRE NX gives a short
+        life (a session always has a TTL, so NX touches no session). The TTL
+        is left as the last write set it (_count_needs_save()).
+        """
+        redis_key = self._redis_key()
+        return redis_key, [
+            ("HINCRBY", redis_key, DATA_FIELD_PREFIX + key, amount),
+            ("EXPIRE", redis_key, STRAY_SECONDS, "NX"),
+            ("HGETALL", redis_key),
+            ("TTL", redis_key),
+        ]
+
+    def _loaded_with_incr(
+        self, key: str, counted: _Counted, default_age: int, *, moved: bool
+    ) -> int | None:
+        """
+        Take what the count's commands did; return the new value, if it counted.
 
         If the session was not there (or not one of ours), it is loaded as
         load() would have found it, and None says to count afresh.
         """
         self.accessed = True
-        if reply[0] != 1:
-            raw: dict[bytes, bytes] | None = None if reply[0] == -1 else {}
-            moved = reply[0] == 0 and reply[1] == 1
-            self._session_cache = self._apply_loaded(raw, moved=moved)
+        raw = counted.found
+        if isinstance(raw, redis.ResponseError):
+            if not is_wrong_type(raw):
+                raise raw
+            self._session_cache = self._apply_loaded(None)
             return None
-        self._session_cache = self._apply_loaded(_pairs(reply[2]))
+        if not raw:
+            self._session_cache = self._apply_loaded({}, moved=moved)
+            return None
+        if isinstance(counted.value, redis.ResponseError):
+            raise _incr_error(counted.value, key) from counted.value
+        self._session_cache = self._apply_loaded(raw)
         if self.session_key is None:  # stored, but not as JSON: corrupted
             return None
-        self._index_due = reply[3] == 1
-        return self._finish_incr(self._session_cache, key, int(reply[1]))
+        self._save_due = _count_needs_save(raw, counted.ttl, default_age)
+        return self._finish_incr(self._session_cache, key, int(counted.value))
 
     def _plan_incr(self, session: dict[str, Any], key: str, amount: int) -> _Write:
         default_age = _checked_age(self.get_session_cookie_age(), "The session age")
@@ -1072,7 +1183,7 @@ class SessionStore(SessionBase):
 
     def _loaded_and_deleted(self, flat: list[bytes]) -> None:
         key = self.session_key
-        self._session_cache = self._apply_loaded(_pairs(flat))
+        self._session_cache = self._apply_loaded(_session_in(_pairs(flat)))
         # Still this request's key, so that flush() and the middleware see
         # the session that ended; Redis no longer has it.
         self._session_key, self._state = key, State.DELETED

@@ -35,6 +35,11 @@ def stored_key(**data: object) -> str:
     return session.session_key
 
 
+# The one round trip of a count that loads the session: a transaction of
+# plain commands (SessionStore.load_and_incr()).
+COUNT = "MULTI+HINCRBY+EXPIRE+HGETALL+TTL+EXEC"
+
+
 def redis_now(redis_client: Any) -> int:
     """Return Redis's clock, in whole seconds: the clock TTLs run on."""
     return int(redis_client.time()[0])

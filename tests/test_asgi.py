@@ -131,15 +131,17 @@ def trace(monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis) -> Trace:
     def queued(pipe: Any) -> str:
         return "+".join(str(c[0][0]) for c in pipe.command_stack)
 
-    def sync_pipeline_execute(self: redis.client.Pipeline, *args: Any) -> Any:
+    def sync_pipeline_execute(
+        self: redis.client.Pipeline, *args: Any, **kwargs: Any
+    ) -> Any:
         recorded.sync_commands.append(queued(self))
-        return sync_pipeline(self, *args)
+        return sync_pipeline(self, *args, **kwargs)
 
-    async def async_pipeline_execute(self: Any, *args: Any) -> Any:
+    async def async_pipeline_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         recorded.commands.append(queued(self))
         if threading.get_ident() != recorded.loop_thread:
             recorded.commands_off_the_loop.append(queued(self))
-        return await async_pipeline(self, *args)
+        return await async_pipeline(self, *args, **kwargs)
 
     monkeypatch.setattr(redis.client.Pipeline, "execute", sync_pipeline_execute)
     monkeypatch.setattr(
@@ -158,7 +160,7 @@ def assert_session_on_the_loop(trace: Trace, *, round_trips: int) -> None:
     assert len(trace.executor_calls) == len(trace.hops)
     assert trace.sync_commands == []
     assert trace.commands_off_the_loop == []
-    assert len(trace.commands) == round_trips
+    assert len(trace.commands) == round_trips, trace.commands
 
 
 async def signed_in(trace: Trace) -> AsyncClient:

@@ -12,11 +12,12 @@
 -- at most once a minute, not on every write. An entry is therefore never
 -- pruned while its session lives, and is at most this many seconds late.
 -- A signed-in session's hash notes, in "m:indexed", "<its entry's score>:
--- <when a write last saw the entry>", for the one script that is not
--- given the index (load_and_incr.lua): it reports the entry due when the
--- session's expiry would pass it or when nobody has looked at the entry
--- for this long, so that an entry lost with its index comes back within
--- about a minute even while the session is only counted.
+-- <when a write last saw the entry>", for the count that is not given the
+-- index (engine._count_needs_save()): it has a save see to the entry when
+-- the session's expiry would pass it or when nobody has looked at the
+-- entry for this long, so that an entry lost with its index comes back
+-- within about a minute even while the session is only counted. The
+-- engine keeps the same figure (engine.INDEX_SLACK).
 local INDEX_SLACK = 60
 
 -- The longest TTL the engine writes (engine.MAX_EXPIRY_AGE).
@@ -25,6 +26,14 @@ local MAX_AGE = 1e11
 -- How long a mark that a session moved to a new key lives: longer than a
 -- request may run.
 local MOVED_MARK_SECONDS = 30
+
+-- Whether key holds a session: a hash with "m:created". A hash without it
+-- is what a count left on a key that held none (see
+-- engine._load_and_incr_commands), or data that is not ours.
+local function holds_session(key)
+  return redis.call("TYPE", key).ok == "hash"
+    and redis.call("HEXISTS", key, "m:created") == 1
+end
 
 -- Now, by Redis's clock, in whole seconds: the clock TTLs run on.
 local function clock()

@@ -9,7 +9,7 @@
 -- Returns {its TTL in milliseconds, its HGETALL} before deletion, so that
 -- the new key keeps what concurrent requests wrote (and the old one can be
 -- put back if the new one cannot be written); {} when it no longer existed.
-if redis.call("TYPE", KEYS[1]).ok ~= "hash" then return {} end
+if not holds_session(KEYS[1]) then return {} end
 local ttl = redis.call("PTTL", KEYS[1])
 local data = redis.call("HGETALL", KEYS[1])
 redis.call("DEL", KEYS[1])

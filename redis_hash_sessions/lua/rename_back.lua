@@ -10,13 +10,13 @@
 -- ARGV[1]  its new name in that index
 -- ARGV[2]  its old name there
 --
--- Returns 1 when renamed back, 0 when the new key is gone, the old one was
--- taken meanwhile, or the mark is gone: the old cookie logged out (deleting
+-- Returns 1 when renamed back, 0 when the new session is gone, another
+-- session took the old key meanwhile (what else is there, such as what a
+-- count of the old cookie left, is replaced; helpers: common.lua), or the
+-- mark is gone: the old cookie logged out (deleting
 -- the mark), and its session must not come back; the new key, whose cookie
 -- no browser got, goes too.
-if redis.call("EXISTS", KEYS[1]) == 0 or redis.call("EXISTS", KEYS[2]) == 1 then
-  return 0
-end
+if not holds_session(KEYS[1]) or holds_session(KEYS[2]) then return 0 end
 if redis.call("EXISTS", KEYS[3]) == 0 then
   -- The old cookie logged out meanwhile: its session must not come back.
   redis.call("DEL", KEYS[1])

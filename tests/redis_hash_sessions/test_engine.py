@@ -13,12 +13,14 @@ import redis
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.management import call_command
+from django.test import override_settings
 from django.utils import timezone
 from redis.crc import key_slot
 
 from redis_hash_sessions import keys
+from redis_hash_sessions.connection import get_connection
 from redis_hash_sessions.engine import SessionStore
-from tests.conftest import session_redis_key, user_index
+from tests.conftest import COUNT, session_redis_key, user_index
 from tests.topologies import ClusterSet
 
 
@@ -554,8 +556,9 @@ class TestIncr:
 
     def test_refreshes_the_ttl(self, redis_client: redis.Redis) -> None:
         session = stored({"visits": 1})
+        counting = loaded(session.session_key)
         redis_client.expire(redis_key(session), 10)
-        SessionStore(session.session_key).incr("visits")
+        counting.incr("visits")
         assert redis_client.ttl(redis_key(session)) > 1790
 
 
@@ -568,7 +571,7 @@ class TestIncrBeforeAnyRead:
         round_trips.clear()
         assert counting.incr("visits") == 3
         assert dict(counting.items()) == {"visits": 3, "name": "ada"}
-        assert round_trips == ["EVALSHA"]
+        assert round_trips == [COUNT]
 
     def test_the_request_then_saves_nothing_more(self, round_trips) -> None:
         session = stored({"visits": 2})
@@ -598,10 +601,57 @@ class TestIncrBeforeAnyRead:
         counting = SessionStore(session.session_key)
         assert counting.incr("visits") == 1
         assert counting.session_key is None
-        assert redis_client.exists(redis_key(session)) == 0
+        assert not SessionStore().exists(session.session_key)
+        assert dict(SessionStore(session.session_key).items()) == {}
         counting.save()
         assert counting.session_key != session.session_key
         assert SessionStore(counting.session_key)["visits"] == 1
+
+    def test_what_a_count_leaves_on_a_deleted_session_lives_a_minute(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 2})
+        SessionStore(session.session_key).delete()
+        SessionStore(session.session_key).incr("visits")
+        assert redis_client.hgetall(redis_key(session)) == {b"d:visits": b"1"}
+        assert 0 < redis_client.ttl(redis_key(session)) <= 60
+
+    def test_a_session_put_back_replaces_what_a_count_left_on_its_key(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 2})
+        fields = redis_client.hgetall(redis_key(session))
+        # Left for a key in another hash slot (leave.lua), with its mark.
+        redis_client.delete(redis_key(session))
+        mark = session._moved_mark()
+        redis_client.set(mark, 1, ex=30)
+        # The old cookie counts meanwhile: nothing to count in, it moved.
+        counting = SessionStore(session.session_key)
+        assert counting.load_and_incr("theme") is None
+        assert counting.moved
+        connection = get_connection()
+        flat = [item for pair in fields.items() for item in pair]
+        keys_ = [redis_key(session), mark]
+        assert connection.call(connection.put_back, keys_, [60_000, *flat]) == 1
+        assert dict(SessionStore(session.session_key).items()) == {"visits": 2}
+
+    def test_counts_over_resp2_as_over_resp3(self, redis_topology) -> None:
+        if isinstance(redis_topology, ClusterSet):
+            pytest.skip("a cluster's client takes no pool arguments")
+        # A database no other test uses: django-redis keeps one pool per URL.
+        caches = redis_topology.caches(db=3)
+        options = caches["default"]["OPTIONS"]
+        pool = {**options["CONNECTION_POOL_KWARGS"], "protocol": 2}
+        caches["default"]["OPTIONS"] = {**options, "CONNECTION_POOL_KWARGS": pool}
+        with override_settings(CACHES=caches):
+            session = stored({"visits": 2, "name": "ada"})
+            counting = SessionStore(session.session_key)
+            assert (
+                get_connection().client.connection_pool.connection_kwargs["protocol"]
+                == 2
+            )
+            assert counting.incr("visits") == 3
+            assert dict(counting.items()) == {"visits": 3, "name": "ada"}
 
     def test_a_session_that_moved_counts_nothing_and_refuses_to_save(
         self, redis_client: redis.Redis
@@ -658,11 +708,44 @@ class TestIncrBeforeAnyRead:
         with pytest.raises(ValueError, match="64 bits"):
             SessionStore(session.session_key).incr("visits")
 
-    def test_refreshes_the_ttl(self, redis_client: redis.Redis) -> None:
+    def test_has_the_save_renew_a_ttl_that_lags_by_over_a_minute(
+        self, redis_client: redis.Redis, round_trips
+    ) -> None:
         session = stored({"visits": 1})
-        redis_client.expire(redis_key(session), 10)
-        SessionStore(session.session_key).incr("visits")
+        redis_client.expire(redis_key(session), 1800 - 61)
+        counting = SessionStore(session.session_key)
+        round_trips.clear()
+        counting.incr("visits")
+        counting.save()
+        assert round_trips == [COUNT, "EVALSHA"]
         assert redis_client.ttl(redis_key(session)) > 1790
+
+    def test_leaves_a_ttl_within_a_minute_of_its_age_as_it_is(
+        self, redis_client: redis.Redis, round_trips
+    ) -> None:
+        session = stored({"visits": 1})
+        redis_client.expire(redis_key(session), 1800 - 59)
+        counting = SessionStore(session.session_key)
+        round_trips.clear()
+        counting.incr("visits")
+        counting.save()
+        assert round_trips == [COUNT]
+        assert redis_client.ttl(redis_key(session)) <= 1800 - 59
+
+    @pytest.mark.parametrize(
+        ("age", "lagging"), [(100, 89), (100, 91), (5, 4)], ids=str
+    )
+    def test_a_short_age_lags_at_most_a_tenth_of_itself(
+        self, redis_client: redis.Redis, settings, age: int, lagging: int
+    ) -> None:
+        settings.SESSION_COOKIE_AGE = age
+        session = stored({"visits": 1})
+        redis_client.expire(redis_key(session), lagging)
+        counting = SessionStore(session.session_key)
+        counting.incr("visits")
+        counting.save()
+        renewed = lagging < age - age // 10
+        assert (redis_client.ttl(redis_key(session)) > lagging) == renewed
 
     def test_a_key_rotation_that_then_fails_leaves_nothing_saved_as_done(
         self, redis_client: redis.Redis
@@ -678,15 +761,23 @@ class TestIncrBeforeAnyRead:
             counting.save()
         assert not SessionStore().exists(counting.session_key)
 
-    def test_a_custom_expiry_in_the_past_ends_the_session(
-        self, redis_client: redis.Redis
+    @pytest.mark.parametrize(
+        ("rule", "ttl", "renewed"),
+        [("600", 600 - 61, True), ("600", 600 - 59, False), ("@", 100, False)],
+        ids=["idle-lagging", "idle-fresh", "fixed-time"],
+    )
+    def test_a_custom_expiry_is_renewed_by_its_own_rule(
+        self, redis_client: redis.Redis, rule: str, ttl: int, renewed: bool
     ) -> None:
         session = stored({"visits": 1})
-        redis_client.hset(redis_key(session), "m:expiry", "@1000")
+        if rule == "@":
+            rule = f"@{int(redis_client.time()[0]) + ttl}"
+        redis_client.hset(redis_key(session), "m:expiry", rule)
+        redis_client.expire(redis_key(session), ttl)
         counting = SessionStore(session.session_key)
-        assert counting.incr("visits") == 1
-        assert counting.session_key is None
-        assert redis_client.exists(redis_key(session)) == 0
+        counting.incr("visits")
+        counting.save()
+        assert (redis_client.ttl(redis_key(session)) > ttl) == renewed
 
 
 class TestLoadAndIncr:
