@@ -4,7 +4,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-micro bench-scaling bench-asgi dist
+.PHONY: run test bench bench-redis-time bench-micro bench-scaling bench-asgi dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ bench: $(VENV)/.installed
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.redis_time
 	$(BIN)/python -m bench.asgi
+
+# Redis's own time per request, on the embedded Valkey and on redis-server
+# (Redis 7) when it is on PATH (bench runs it too).
+bench-redis-time: $(VENV)/.installed
+	$(BIN)/python -m bench.redis_time
 
 bench-micro: $(VENV)/.installed
 	$(BIN)/python -m bench.micro

@@ -244,9 +244,7 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
             f"| {trips} | {m['read_and_change']['bytes']} "
             f"| {memory} |"
         )
-    lines += ["", *redis_time_table(exact)]
     ours = exact[OURS]
-    ours_time, cache_time = ours["redis_time"], exact[CACHE]["redis_time"]
 
     def ratio(kind: str, other: str) -> tuple[float, str]:
         """Return ours / other's median req/s, and that ratio in each round."""
@@ -290,20 +288,6 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
                 ("logout", 1),
             )
         ],
-        *[
-            (
-                f"Redis {what} per {kind.replace('_', '-')} request <= "
-                f"{limit} x Django cache backend",
-                ours_time[key] <= limit * cache_time[key],
-                f"{ours_time[key] / cache_time[key]:.2f} x",
-            )
-            for what, prefix in (("command time", "usec_"), ("CPU", "cpu_usec_"))
-            for kind, limit in (
-                ("read_and_change", 2 if what != "CPU" else 1),
-                ("read_only", 1.5),
-            )
-            for key in [prefix + kind]
-        ],
         (
             "memory per session <= Django cache backend, the same data: the "
             "session's hash alone (hash-max-listpack-value 128)",
@@ -333,35 +317,6 @@ def render(exact: dict[str, dict[str, Any]], runs: dict[Any, list[Any]]) -> str:
         f"| {name} | {'yes' if ok else 'NO'} | {value} |" for name, ok, value in targets
     ]
     return "\n".join(lines) + "\n"
-
-
-def redis_time_table(exact: dict[str, dict[str, Any]]) -> list[str]:
-    """Return the table of Redis's own time per request, for every Redis engine."""
-    lines = [
-        "Redis's own time per request (bench/measure.py, "
-        "BENCH_REDIS_REQUESTS of each kind): command execution from INFO "
-        "commandstats, only the commands the engine sent (a script's time "
-        "holds the commands it runs); process CPU from INFO cpu (user + sys, "
-        "which adds each round trip's network I/O), and what that CPU means "
-        "in requests per second for one Redis core.",
-        "",
-        "| engine | command µs: login / read-and-change / read-only / logout "
-        "| CPU µs: read-and-change / read-only / login + logout "
-        "| read-and-change requests/s per Redis core |",
-        "|---|---|---|---|",
-    ]
-    for engine, m in exact.items():
-        t = m["redis_time"]
-        if not m["read_and_change"]["round_trips"]:  # no Redis: db, cookies
-            continue
-        lines.append(
-            f"| {engine} | {t['usec_login']:.1f} / {t['usec_read_and_change']:.1f} "
-            f"/ {t['usec_read_only']:.1f} / {t['usec_logout']:.1f} "
-            f"| {t['cpu_usec_read_and_change']:.1f} / {t['cpu_usec_read_only']:.1f} "
-            f"/ {t['cpu_usec_login_and_logout']:.1f} "
-            f"| {1e6 / t['cpu_usec_read_and_change']:,.0f} |"
-        )
-    return lines
 
 
 def _platform() -> str:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.redis_process import RedisProcess
+from tests.redis_process import RedisProcess, server_binary
 from tests.site_process import ROOT
 
 ENGINE = "ours"
@@ -56,6 +56,30 @@ def test_the_scaling_benchmark_prints_both_tables(tmp_path):
     assert [row.split(" | ")[0] for row in rows] == ["| 50", "| 100", "| 1", "| 3"]
     written = (tmp_path / "results.md").read_text().splitlines()
     assert all(row in written for row in rows)
+
+
+@pytest.mark.gunicorn
+def test_the_redis_time_benchmark_prints_each_engine_and_target(tmp_path):
+    output = run(
+        "bench.redis_time",
+        BENCH_REDIS_SERVERS=server_binary(),
+        BENCH_REDIS_REQUESTS="3",
+        BENCH_ROUNDS="1",
+        BENCH_REDIS_TIME_RESULTS=str(tmp_path / "results.md"),
+    )
+    rows = [line.split(" | ")[0] for line in output.splitlines() if line[:2] == "| "]
+    assert rows == [
+        "| engine",
+        "| ours",
+        "| django cache (django-redis)",
+        "| django-redis-sessions",
+        "| target",
+        "| Redis command time per read-and-change request <= 2 x Django cache backend",
+        "| Redis command time per read-only request <= 1.5 x Django cache backend",
+        "| Redis CPU per read-and-change request <= 1 x Django cache backend",
+        "| Redis CPU per read-only request <= 1.5 x Django cache backend",
+    ]
+    assert (tmp_path / "results.md").read_text().strip() == output.strip()
 
 
 @pytest.mark.gunicorn
