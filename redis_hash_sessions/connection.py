@@ -273,10 +273,10 @@ class Connection:
 
         Return their replies as Redis gives them, without redis-py's
         callbacks (an HGETALL is a map under RESP3, a flat list under RESP2);
-        a command that fails has its error in its place. Sent as a plain pipeline to the slot's primary (redis-py's
-        asyncio cluster pipeline runs each queued command of a transaction
-        on a thread and an event loop of its own), with a WAIT if the
-        settings ask it of this write.
+        a command that fails has its error in its place. Sent as a plain
+        pipeline to the slot's primary (redis-py's asyncio cluster pipeline
+        runs each queued command of a transaction on a thread and an event
+        loop of its own), with a WAIT if the settings ask it of this write.
         """
         replicas = replicas_to_wait_for(auth=auth)
         return _executed(
