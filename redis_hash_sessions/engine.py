@@ -58,6 +58,7 @@ from .exceptions import RotationInterrupted, SessionStoreUnavailable
 
 DATA_FIELD_PREFIX = "d:"
 USER_FIELD = DATA_FIELD_PREFIX + SESSION_KEY
+USER_FIELD_BYTES = USER_FIELD.encode()
 # Every session holds it: a hash without it is no session (see
 # _load_and_incr_commands()).
 CREATED_FIELD = b"m:created"
@@ -255,7 +256,8 @@ def _count_needs_save(raw: dict[bytes, bytes], ttl: int, default_age: int) -> bo
             return True
     if wanted is not None and ttl < wanted - min(INDEX_SLACK, wanted // 10):
         return True
-    if USER_FIELD.encode() not in raw:
+    user = raw.get(USER_FIELD_BYTES, b"")
+    if not user.startswith(b'"') or user == b'""':  # indexes no user: _index()
         return False
     note = _INDEX_NOTE.fullmatch(raw.get(b"m:indexed", b""))
     if note is None:

@@ -301,6 +301,18 @@ def test_an_entry_scored_past_any_expiry_fails_no_write(redis_client):
     assert redis_client.ttl(user_index(1)) > 0
 
 
+@pytest.mark.parametrize("user", [1, ""], ids=["number", "empty"])
+def test_a_count_of_a_session_that_indexes_no_user_is_one_round_trip(round_trips, user):
+    session = SessionStore()
+    session.update({"_auth_user_id": user, "visits": 0})
+    session.save()
+    counting = SessionStore(session.session_key)
+    round_trips.clear()
+    counting.incr("visits")
+    counting.save()
+    assert round_trips == [COUNT]
+
+
 def test_a_count_of_a_session_with_the_longest_expiry_is_one_round_trip(
     redis_client, round_trips
 ):
