@@ -42,7 +42,7 @@ RESULTS = Path(
     )
 )
 ENGINES = [OURS, CACHE, SESSIONS]
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 REQUESTS = os.environ.get("BENCH_REDIS_REQUESTS", "1000")
 KINDS = ("read_and_change", "read_only", "login_and_logout")
 PREFIXES = ("usec_", "cpu_usec_")  # command time, then process CPU
