@@ -198,6 +198,18 @@ def _unredirected() -> redis.exceptions.TryAgainError:
     )
 
 
+def _raise_lost(results: list[Any]) -> None:
+    """
+    Raise a lost connection that a pipeline left among its replies.
+
+    An asyncio cluster node's pipeline keeps it there, where the caller
+    would take it for a reply and never map the cluster again.
+    """
+    for result in results:
+        if isinstance(result, redis.ConnectionError | redis.TimeoutError):
+            raise result
+
+
 def _no_script(results: list[Any]) -> bool:
     return any(isinstance(r, redis.exceptions.NoScriptError) for r in results)
 
@@ -360,6 +372,7 @@ class Connection:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             try:
                 results = pipe.execute(raise_on_error=False)[1 if asking else 0 :]
+                _raise_lost(results)
             except (redis.ConnectionError, redis.TimeoutError):
                 if isinstance(self.client, RedisCluster):
                     self.client.nodes_manager.initialize()
@@ -478,6 +491,7 @@ class AsyncConnection:
             sent = [*([("ASKING",)] if asking else []), *commands]
             try:
                 results = (await self._sent(key, asking, sent))[1 if asking else 0 :]
+                _raise_lost(results)
             except (redis.ConnectionError, redis.TimeoutError):
                 if isinstance(self.client, AsyncRedisCluster):
                     await self.client.nodes_manager.initialize()

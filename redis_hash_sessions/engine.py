@@ -29,7 +29,6 @@ import json.scanner
 import logging
 import math
 import re
-import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,16 +179,18 @@ class _Counted:
     value: int | redis.ResponseError  # HINCRBY's
     # The session found: {} for none, an error for a key of another type.
     found: dict[bytes, bytes] | redis.ResponseError
+    had_no_ttl: bool  # EXPIRE NX set one
     ttl: int
+    moved: bool  # its moved mark stands
+    now: int  # Redis's clock
 
     @classmethod
     def of(cls, replies: list[Any]) -> _Counted:
-        value, _, flat, ttl = replies
-        if isinstance(flat, redis.ResponseError):
-            return cls(value, flat, ttl)
-        # A map under RESP3 (redis-py's default), a flat list under RESP2.
-        found = flat if isinstance(flat, dict) else _pairs(flat)
-        return cls(value, _session_in(found), ttl)
+        value, no_ttl, flat, ttl, moved, (now, _) = replies
+        if not isinstance(flat, redis.ResponseError):
+            # A map under RESP3 (redis-py's default), a flat list under RESP2.
+            flat = _session_in(flat if isinstance(flat, dict) else _pairs(flat))
+        return cls(value, flat, no_ttl == 1, ttl, moved == 1, int(now))
 
 
 def _checked_age(age: object, what: str) -> int:
@@ -231,19 +232,23 @@ def _incr_error(exc: redis.ResponseError, key: str) -> Exception:
     return exc
 
 
-def _count_needs_save(raw: dict[bytes, bytes], ttl: int, default_age: int) -> bool:
+def _count_needs_save(counted: _Counted, default_age: int) -> bool:
     """
     Return True if a session that a count loaded needs a save to follow.
 
     The count leaves the TTL as the last write set it: the save renews it
     once it lags what a write would set by more than INDEX_SLACK seconds
-    (a tenth of a shorter age), and sees to the session's entry in its
-    user's index when the m:indexed note (lua/common.lua) says that the
-    session would outlive the entry or that no write has looked at the
-    entry for INDEX_SLACK seconds (it may have been lost with its index).
-    The note holds Redis's clock and this uses the process's: a skew of a
-    few seconds only moves when such a save comes.
+    (a tenth of a shorter age), and sets it when it is longer than that (a
+    shorter SESSION_COOKIE_AGE since) or was none; and the save sees to the
+    session's entry in its user's index when the m:indexed note
+    (lua/common.lua) says that the session would outlive the entry or that
+    no write has looked at the entry for INDEX_SLACK seconds (it may have
+    been lost with its index). Times are Redis's, as in the note.
     """
+    raw, ttl, now = counted.found, counted.ttl, counted.now
+    assert isinstance(raw, dict)
+    if counted.had_no_ttl:
+        return True
     rule = raw.get(b"m:expiry")
     if rule is None:
         wanted: int | None = default_age
@@ -254,7 +259,9 @@ def _count_needs_save(raw: dict[bytes, bytes], ttl: int, default_age: int) -> bo
             wanted = int(rule)
         except ValueError:  # not one of ours: the save reads it as Lua does
             return True
-    if wanted is not None and ttl < wanted - min(INDEX_SLACK, wanted // 10):
+    if wanted is not None and not (
+        wanted - min(INDEX_SLACK, wanted // 10) <= ttl <= wanted
+    ):
         return True
     user = raw.get(USER_FIELD_BYTES, b"")
     if not user.startswith(b'"') or user == b'""':  # indexes no user: _index()
@@ -263,9 +270,8 @@ def _count_needs_save(raw: dict[bytes, bytes], ttl: int, default_age: int) -> bo
     if note is None:
         return True
     entry, seen = int(note[1]), int(note[2])
-    now = int(time.time())
-    if entry > now + MAX_EXPIRY_AGE + INDEX_SLACK or seen > now + INDEX_SLACK:
-        return True  # not a note the engine writes, or another clock's
+    if entry > now + MAX_EXPIRY_AGE + INDEX_SLACK or seen > now:
+        return True  # not a note the engine writes, or another primary's clock
     return entry < now + ttl or now - seen >= INDEX_SLACK
 
 
@@ -979,12 +985,7 @@ class SessionStore(SessionBase):
         connection = get_connection()
         with unavailable_on_error():
             replies = connection.transaction(redis_key, commands, auth=False)
-            counted = _Counted.of(replies)
-            # Only a session that is gone costs a second look: did it move?
-            moved = counted.found == {} and bool(
-                connection.client.exists(self._moved_mark())
-            )
-        return self._loaded_with_incr(key, counted, default_age, moved=moved)
+        return self._loaded_with_incr(key, _Counted.of(replies), default_age)
 
     async def aload_and_incr(self, key: str, amount: int = 1) -> int | None:
         if not self._loads_with_incr(amount):
@@ -996,11 +997,7 @@ class SessionStore(SessionBase):
         connection = await get_async_connection()
         with unavailable_on_error():
             replies = await connection.transaction(redis_key, commands, auth=False)
-            counted = _Counted.of(replies)
-            moved = counted.found == {} and bool(
-                await connection.client.exists(self._moved_mark())
-            )
-        return self._loaded_with_incr(key, counted, default_age, moved=moved)
+        return self._loaded_with_incr(key, _Counted.of(replies), default_age)
 
     def _loads_with_incr(self, amount: int) -> bool:
         """Return True if an increment loads the session too (load_and_incr())."""
@@ -1022,8 +1019,9 @@ class SessionStore(SessionBase):
         the session exists: on a key that holds none it makes a hash of that
         one field, which is no session (it lacks "m:created", which every
         read and every script looks for) and which EXPIRE NX gives a short
-        life (a session always has a TTL, so NX touches no session). The TTL
-        is left as the last write set it (_count_needs_save()).
+        life (every write gives a session a TTL; one that lost it has its
+        save due). The TTL is left as the last write set it
+        (_count_needs_save()).
         """
         redis_key = self._redis_key()
         return redis_key, [
@@ -1031,10 +1029,12 @@ class SessionStore(SessionBase):
             ("EXPIRE", redis_key, STRAY_SECONDS, "NX"),
             ("HGETALL", redis_key),
             ("TTL", redis_key),
+            ("EXISTS", self._moved_mark()),
+            ("TIME",),
         ]
 
     def _loaded_with_incr(
-        self, key: str, counted: _Counted, default_age: int, *, moved: bool
+        self, key: str, counted: _Counted, default_age: int
     ) -> int | None:
         """
         Take what the count's commands did; return the new value, if it counted.
@@ -1050,14 +1050,14 @@ class SessionStore(SessionBase):
             self._session_cache = self._apply_loaded(None)
             return None
         if not raw:
-            self._session_cache = self._apply_loaded({}, moved=moved)
+            self._session_cache = self._apply_loaded({}, moved=counted.moved)
             return None
         if isinstance(counted.value, redis.ResponseError):
             raise _incr_error(counted.value, key) from counted.value
         self._session_cache = self._apply_loaded(raw)
         if self.session_key is None:  # stored, but not as JSON: corrupted
             return None
-        self._save_due = _count_needs_save(raw, counted.ttl, default_age)
+        self._save_due = _count_needs_save(counted, default_age)
         return self._finish_incr(self._session_cache, key, int(counted.value))
 
     def _plan_incr(self, session: dict[str, Any], key: str, amount: int) -> _Write:

@@ -15,6 +15,7 @@ return is always exact.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from . import keys
 from .connection import get_async_connection, get_connection, unavailable_on_error
 from .engine import DATA_FIELD_PREFIX, USER_FIELD, encode, is_wrong_type
 from .keys import KeyNames
+
+# Keys that count_sessions() asks SCAN for, and then Redis about, at a time.
+SCAN_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -243,8 +247,20 @@ def user_of(key_hash: str) -> str | None:
 
 
 def count_sessions() -> int:
-    """Count the sessions in Redis with SCAN, which never blocks the server."""
+    """
+    Count the sessions in Redis with SCAN, which never blocks the server.
+
+    A hash without "m:created" (what a count leaves on a key whose session
+    is gone) is none: each batch that SCAN finds is asked in one pipeline.
+    """
     client = get_connection().client
     pattern = keys.names().sessions_pattern()
+    counted = 0
     with unavailable_on_error():
-        return sum(1 for _ in client.scan_iter(match=pattern, _type="HASH"))
+        hashes = client.scan_iter(match=pattern, _type="HASH", count=SCAN_BATCH)
+        for batch in itertools.batched(hashes, SCAN_BATCH, strict=False):
+            pipe = client.pipeline(transaction=False)
+            for key in batch:
+                pipe.hexists(key, "m:created")
+            counted += sum(pipe.execute())
+    return counted

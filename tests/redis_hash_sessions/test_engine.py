@@ -732,6 +732,34 @@ class TestIncrBeforeAnyRead:
         assert round_trips == [COUNT]
         assert redis_client.ttl(redis_key(session)) <= 1800 - 59
 
+    def test_has_the_save_shorten_a_ttl_past_a_lowered_age(
+        self, redis_client: redis.Redis, settings
+    ) -> None:
+        session = stored({"visits": 1})
+        settings.SESSION_COOKIE_AGE = 300
+        counting = SessionStore(session.session_key)
+        counting.incr("visits")
+        counting.save()
+        assert 0 < redis_client.ttl(redis_key(session)) <= 300
+
+    def test_has_the_save_give_a_session_without_a_ttl_its_own(
+        self, redis_client: redis.Redis
+    ) -> None:
+        session = stored({"visits": 1})
+        redis_client.persist(redis_key(session))  # a restore that dropped it
+        counting = SessionStore(session.session_key)
+        counting.incr("visits")
+        counting.save()
+        assert redis_client.ttl(redis_key(session)) > 1790
+
+    def test_a_count_of_a_deleted_session_is_one_round_trip(self, round_trips) -> None:
+        session = stored({"visits": 1})
+        SessionStore(session.session_key).delete()
+        counting = SessionStore(session.session_key)
+        round_trips.clear()
+        assert counting.load_and_incr("visits") is None
+        assert round_trips == [COUNT]
+
     @pytest.mark.parametrize(
         ("age", "lagging"), [(100, 89), (100, 91), (5, 4)], ids=str
     )

@@ -484,6 +484,14 @@ def test_count_sessions_counts_session_hashes_only():
     assert users.count_sessions() == 3
 
 
+def test_count_sessions_leaves_out_what_a_count_left_on_a_dead_key():
+    ended = signed_in("1", visits=1)
+    SessionStore(ended.session_key).delete()
+    assert SessionStore(ended.session_key).load_and_incr("visits") is None
+    signed_in("2")
+    assert users.count_sessions() == 1
+
+
 @pytest.mark.django_db
 def test_the_site_keeps_its_round_trip_counts_with_the_index(client, round_trips, user):
     from tests.conftest import PASSWORD
