@@ -35,6 +35,8 @@ class Meter:
         self.bytes = 0
         self.names: set[str] = set()
         execute = redis.Redis.execute_command
+        # For the benchmark's own commands, which must not count.
+        self.unmetered = execute
         send = redis.connection.AbstractConnection.send_packed_command
         pipeline = redis.client.Pipeline.execute
 
@@ -101,7 +103,9 @@ def redis_time(
 ) -> dict[str, float]:
     """
     Return Redis's time per request of each kind: command execution µs, and
-    the server process's CPU µs (which adds each round trip's I/O).
+    the server process's CPU µs (which adds each round trip's I/O). One
+    kind is a read-and-change a minute after the last write, when our
+    engine's count has a save renew the TTL.
 
     Both are read around all of a kind's requests at once (login and logout
     as a pair, since one needs the other). Command time counts only the
@@ -127,7 +131,17 @@ def redis_time(
         usec = sum(stats[f"cmdstat_{command}"]["usec"] for command in sent)
         result[f"usec_{name}"] = usec / n
 
+    def after_a_pause() -> None:
+        # As if the last write were 61 s ago: every key's TTL run down so.
+        for key in meter.unmetered(store, "KEYS", "*"):
+            ttl = meter.unmetered(store, "TTL", key)
+            if ttl > 61:
+                meter.unmetered(store, "EXPIRE", key, ttl - 61)
+        kinds["read_and_change"]()
+
     measure("read_and_change", kinds["read_and_change"])
+    # Its CPU holds the benchmark's own commands too: not reported.
+    measure("read_and_change_after_a_pause", after_a_pause)
     measure("read_only", kinds["read_only"])
     kinds["logout"]()
     measure("login_and_logout", lambda: (kinds["login"](), kinds["logout"]()))

@@ -160,6 +160,8 @@ def main() -> None:
         pipe.expire(first_count_keys[i], 60, nx=True)
         pipe.hgetall(first_count_keys[i])
         pipe.ttl(first_count_keys[i])
+        pipe.exists(mark_of(first_count_keys[i]))
+        pipe.time()
         pipe.execute()
 
     def mark_of(redis_key: str) -> str:
