@@ -228,13 +228,13 @@ def _executed(replies: list[Any], replicas: int) -> list[Any]:
 
     With replicas, a WAIT followed: raise NotReplicated if too few confirmed.
     """
+    confirmed = replies.pop() if replicas else None
+    if isinstance(replies[-1], Exception):
+        raise next(reply for reply in replies if isinstance(reply, Exception))
     if replicas:
-        *replies, confirmed = replies
         if isinstance(confirmed, Exception):
             raise confirmed
         _replicated([replies[-1], confirmed], replicas)
-    if isinstance(replies[-1], Exception):
-        raise next(reply for reply in replies if isinstance(reply, Exception))
     return cast(list[Any], replies[-1])
 
 

@@ -306,8 +306,9 @@ class SessionStore(SessionBase):
         # a save sends only what differs from this. None: not known (the
         # session was never loaded), so a save replaces every field.
         self._stored: dict[str, bytes] | None = None
-        # The key whose TTL this request has set (a save or an increment):
-        # a key taken since (a rotation, even one that failed) has had none.
+        # The key whose TTL this request has set (a save or an increment),
+        # or found current (a count, _count_needs_save()): a key taken since
+        # (a rotation, even one that failed) has had none.
         self._ttl_set_for: str | None = None
         # A count that loaded the session found its TTL or its entry in its
         # user's index due: the save at the end of the request sees to them.
