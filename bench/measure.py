@@ -132,10 +132,12 @@ def redis_time(
         result[f"usec_{name}"] = usec / n
 
     def after_a_pause() -> None:
-        # As if the last write were 61 s ago: every key's TTL run down so.
+        # As if the last write were 61 s ago: every session's TTL run down
+        # so (a user's index is left alone: its entries do not age, so the
+        # save leaves out the entry's re-scoring that a real pause adds).
         for key in meter.unmetered(store, "KEYS", "*"):
             ttl = meter.unmetered(store, "TTL", key)
-            if ttl > 61:
+            if ttl > 61 and meter.unmetered(store, "TYPE", key) != b"zset":
                 meter.unmetered(store, "EXPIRE", key, ttl - 61)
         kinds["read_and_change"]()
 

@@ -160,7 +160,6 @@ def main() -> None:
         pipe.expire(first_count_keys[i], 60, nx=True)
         pipe.hgetall(first_count_keys[i])
         pipe.ttl(first_count_keys[i])
-        pipe.exists(mark_of(first_count_keys[i]))
         pipe.time()
         pipe.execute()
 

@@ -8,7 +8,7 @@ bench.measure sends BENCH_REDIS_REQUESTS requests of each kind through
 Django's test client and reads Redis's command time (INFO commandstats) and
 process CPU (INFO cpu) around them. Prints the medians with the targets,
 and writes bench/redis_time_results.md (or BENCH_REDIS_TIME_RESULTS).
-Loopback only, about a minute per server.
+Loopback only, about three minutes per server.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import redis
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import (
     CreateError,
@@ -181,16 +182,15 @@ class _Counted:
     found: dict[bytes, bytes] | redis.ResponseError
     had_no_ttl: bool  # EXPIRE NX set one
     ttl: int
-    moved: bool  # its moved mark stands
     now: int  # Redis's clock
 
     @classmethod
     def of(cls, replies: list[Any]) -> _Counted:
-        value, no_ttl, flat, ttl, moved, (now, _) = replies
+        value, no_ttl, flat, ttl, (now, _) = replies
         if not isinstance(flat, redis.ResponseError):
             # A map under RESP3 (redis-py's default), a flat list under RESP2.
             flat = _session_in(flat if isinstance(flat, dict) else _pairs(flat))
-        return cls(value, flat, no_ttl == 1, ttl, moved == 1, int(now))
+        return cls(value, flat, no_ttl == 1, ttl, int(now))
 
 
 def _checked_age(age: object, what: str) -> int:
@@ -985,8 +985,16 @@ class SessionStore(SessionBase):
         redis_key, commands = self._load_and_incr_commands(key, amount)
         connection = get_connection()
         with unavailable_on_error():
-            replies = connection.transaction(redis_key, commands, auth=False)
-        return self._loaded_with_incr(key, _Counted.of(replies), default_age)
+            counted = _Counted.of(
+                connection.transaction(redis_key, commands, auth=False)
+            )
+            # Only a session that is gone costs a second look: did it move?
+            # (One key per transaction: during a slot move, a transaction
+            # of two keys, one of them missing, gets TRYAGAIN throughout.)
+            moved = counted.found == {} and bool(
+                connection.client.exists(self._moved_mark())
+            )
+        return self._loaded_with_incr(key, counted, default_age, moved=moved)
 
     async def aload_and_incr(self, key: str, amount: int = 1) -> int | None:
         if not self._loads_with_incr(amount):
@@ -997,8 +1005,13 @@ class SessionStore(SessionBase):
         redis_key, commands = self._load_and_incr_commands(key, amount)
         connection = await get_async_connection()
         with unavailable_on_error():
-            replies = await connection.transaction(redis_key, commands, auth=False)
-        return self._loaded_with_incr(key, _Counted.of(replies), default_age)
+            counted = _Counted.of(
+                await connection.transaction(redis_key, commands, auth=False)
+            )
+            moved = counted.found == {} and bool(
+                await connection.client.exists(self._moved_mark())
+            )
+        return self._loaded_with_incr(key, counted, default_age, moved=moved)
 
     def _loads_with_incr(self, amount: int) -> bool:
         """Return True if an increment loads the session too (load_and_incr())."""
@@ -1030,12 +1043,11 @@ class SessionStore(SessionBase):
             ("EXPIRE", redis_key, STRAY_SECONDS, "NX"),
             ("HGETALL", redis_key),
             ("TTL", redis_key),
-            ("EXISTS", self._moved_mark()),
             ("TIME",),
         ]
 
     def _loaded_with_incr(
-        self, key: str, counted: _Counted, default_age: int
+        self, key: str, counted: _Counted, default_age: int, *, moved: bool
     ) -> int | None:
         """
         Take what the count's commands did; return the new value, if it counted.
@@ -1051,14 +1063,17 @@ class SessionStore(SessionBase):
             self._session_cache = self._apply_loaded(None)
             return None
         if not raw:
-            self._session_cache = self._apply_loaded({}, moved=counted.moved)
+            self._session_cache = self._apply_loaded({}, moved=moved)
             return None
         if isinstance(counted.value, redis.ResponseError):
             raise _incr_error(counted.value, key) from counted.value
         self._session_cache = self._apply_loaded(raw)
         if self.session_key is None:  # stored, but not as JSON: corrupted
             return None
-        self._save_due = _count_needs_save(counted, default_age)
+        # SESSION_SAVE_EVERY_REQUEST renews the TTL on every request.
+        self._save_due = settings.SESSION_SAVE_EVERY_REQUEST or _count_needs_save(
+            counted, default_age
+        )
         return self._finish_incr(self._session_cache, key, int(counted.value))
 
     def _plan_incr(self, session: dict[str, Any], key: str, amount: int) -> _Write:

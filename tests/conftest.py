@@ -37,7 +37,7 @@ def stored_key(**data: object) -> str:
 
 # The one round trip of a count that loads the session: a transaction of
 # plain commands (SessionStore.load_and_incr()).
-COUNT = "MULTI+HINCRBY+EXPIRE+HGETALL+TTL+EXISTS+TIME+EXEC"
+COUNT = "MULTI+HINCRBY+EXPIRE+HGETALL+TTL+TIME+EXEC"
 
 
 def redis_now(redis_client: Any) -> int:

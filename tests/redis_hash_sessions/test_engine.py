@@ -752,13 +752,15 @@ class TestIncrBeforeAnyRead:
         counting.save()
         assert redis_client.ttl(redis_key(session)) > 1790
 
-    def test_a_count_of_a_deleted_session_is_one_round_trip(self, round_trips) -> None:
+    def test_a_count_of_a_deleted_session_looks_for_its_moved_mark(
+        self, round_trips
+    ) -> None:
         session = stored({"visits": 1})
         SessionStore(session.session_key).delete()
         counting = SessionStore(session.session_key)
         round_trips.clear()
         assert counting.load_and_incr("visits") is None
-        assert round_trips == [COUNT]
+        assert round_trips == [COUNT, "EXISTS"]
 
     @pytest.mark.parametrize(
         ("age", "lagging"), [(100, 89), (100, 91), (5, 4)], ids=str
@@ -795,7 +797,7 @@ class TestIncrBeforeAnyRead:
         ids=["idle-lagging", "idle-fresh", "fixed-time"],
     )
     def test_a_custom_expiry_is_renewed_by_its_own_rule(
-        self, redis_client: redis.Redis, rule: str, ttl: int, renewed: bool
+        self, redis_client: redis.Redis, round_trips, rule: str, ttl: int, renewed: bool
     ) -> None:
         session = stored({"visits": 1})
         if rule == "@":
@@ -803,13 +805,28 @@ class TestIncrBeforeAnyRead:
         redis_client.hset(redis_key(session), "m:expiry", rule)
         redis_client.expire(redis_key(session), ttl)
         counting = SessionStore(session.session_key)
+        round_trips.clear()
         counting.incr("visits")
         counting.save()
+        assert round_trips == ([COUNT, "EVALSHA"] if renewed else [COUNT])
         assert (redis_client.ttl(redis_key(session)) > ttl) == renewed
+
+    def test_every_count_saves_when_every_request_must(
+        self, redis_client: redis.Redis, round_trips, settings
+    ) -> None:
+        settings.SESSION_SAVE_EVERY_REQUEST = True
+        session = stored({"visits": 1})
+        redis_client.expire(redis_key(session), 1800 - 5)
+        counting = SessionStore(session.session_key)
+        round_trips.clear()
+        counting.incr("visits")
+        counting.save()
+        assert round_trips == [COUNT, "EVALSHA"]
+        assert redis_client.ttl(redis_key(session)) > 1800 - 5
 
 
 class TestLoadAndIncr:
-    def test_returns_none_and_counts_nothing_for_a_deleted_session(
+    def test_returns_none_for_a_deleted_session(
         self, redis_client: redis.Redis
     ) -> None:
         session = stored({"visits": 2})

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import redis
 from django.contrib.auth import SESSION_KEY
 
-from redis_hash_sessions import users
+from redis_hash_sessions import connection, engine, users
 from redis_hash_sessions.connection import get_connection
 from redis_hash_sessions.engine import SessionStore
 from tests.conftest import user_index
@@ -152,3 +153,10 @@ def test_every_key_a_script_touches_is_declared(server, operation):
         commands = watcher.commands_of(operation)
     assert any(source == "lua" for *_, source in commands)
     assert undeclared(server, commands) == []
+
+
+def test_the_engine_and_the_scripts_give_an_index_entry_the_same_slack():
+    common = (Path(connection.__file__).parent / "lua" / "common.lua").read_text()
+    match = re.search(r"^local INDEX_SLACK = (\d+)$", common, re.MULTILINE)
+    assert match is not None
+    assert int(match[1]) == engine.INDEX_SLACK

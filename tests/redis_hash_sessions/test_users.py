@@ -194,12 +194,33 @@ def test_a_count_with_no_index_note_of_ours_has_the_save_move_the_entry(
 def test_a_count_never_moves_the_session_past_its_entry(redis_client):
     session = signed_in("1", visits=0)
     redis_key = session_redis_key(session.session_key)
-    redis_client.expire(redis_key, 100)
-    entry = index_score(redis_client, session)
+    entry = redis_now(redis_client) + 100
+    redis_client.zadd(user_index(1), {session.key_hash: entry})
+    note = index_note(entry, redis_now(redis_client))
+    redis_client.hset(redis_key, "m:indexed", note)
+    redis_client.expire(redis_key, 90)
     # No save follows (an error page, an outage, a caller that does not save).
     SessionStore(session.session_key).incr("visits")
-    assert 0 < redis_client.ttl(redis_key) <= 100
+    assert 0 < redis_client.ttl(redis_key) <= 90
     assert index_score(redis_client, session) == entry
+
+
+def test_a_count_of_a_session_past_its_entry_has_the_save_move_it(
+    redis_client, round_trips
+):
+    session = signed_in("1", visits=0)
+    redis_key = session_redis_key(session.session_key)
+    entry = redis_now(redis_client) + 100  # short of the session's 1800 s
+    redis_client.zadd(user_index(1), {session.key_hash: entry})
+    note = index_note(entry, redis_now(redis_client))
+    redis_client.hset(redis_key, "m:indexed", note)
+    counting = SessionStore(session.session_key)
+    round_trips.clear()
+    counting.incr("visits")
+    counting.save()
+    assert round_trips == [COUNT, "EVALSHA"]
+    expires = redis_now(redis_client) + redis_client.ttl(redis_key)
+    assert index_score(redis_client, session) >= expires
 
 
 def test_a_save_that_finds_the_entry_in_place_corrects_a_stale_note(
