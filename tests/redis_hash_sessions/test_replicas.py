@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
@@ -203,19 +204,44 @@ def test_an_unconfirmed_rotation_that_lost_its_race_leaves_the_winners_mark(
     assert later.moved
 
 
-def renamed_back(settings, topology: Topology) -> str:
-    """Sign a session in, have a change of its key go unconfirmed; return its key."""
+def renamed_back(
+    settings,
+    topology: Topology,
+    *,
+    data: dict[str, object] | None = None,
+    meanwhile: Callable[[str], object] | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> str:
+    """
+    Sign a session in, have a change of its key go unconfirmed; return its key.
+
+    meanwhile(the old key) runs, as another request would, while the change
+    waits for replicas: just before its undo is sent.
+    """
+    from redis_hash_sessions import connection
     from redis_hash_sessions.engine import SessionStore
 
     session = SessionStore()
-    session[SESSION_KEY] = "1"
+    session.update({SESSION_KEY: "1", **(data or {})})
     session.save()
     key = session.session_key
+    assert key is not None
     unconfirmed(settings, topology)
+    if meanwhile is not None:
+        assert monkeypatch is not None
+        send_all = connection.Connection.send_all
+
+        def undo_after_another_request(self, commands):
+            settings.SESSION_REDIS_WAIT_REPLICAS = 0
+            meanwhile(key)
+            send_all(self, commands)
+
+        monkeypatch.setattr(
+            connection.Connection, "send_all", undo_after_another_request
+        )
     with pytest.raises(SessionStoreUnavailable):
         session.cycle_key()  # a password change's, say
     settings.SESSION_REDIS_WAIT_REPLICAS = 0
-    assert key is not None
     return key
 
 
@@ -236,28 +262,16 @@ def test_an_unconfirmed_rotation_renamed_back_forgets_its_index_note(
 def test_a_logout_while_a_rotation_waits_is_not_undone_by_its_rename_back(
     redis_topology, settings, redis_client, monkeypatch
 ):
-    from redis_hash_sessions import connection
     from redis_hash_sessions.engine import SessionStore
 
-    session = SessionStore()
-    session[SESSION_KEY] = "1"
-    session.save()
-    old = session.session_key
-    unconfirmed(settings, redis_topology)
-    send_all = connection.Connection.send_all
-
-    def logout_meanwhile(self, commands):
-        # The old cookie's logout, in another request, while this rotation
-        # waited for replicas (SESSION_REDIS_WAIT_TIMEOUT).
-        settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    def logout(old: str) -> None:
         other = SessionStore(old)
         other.get(SESSION_KEY)  # what the auth middleware reads: it moved
         other.flush()  # django.contrib.auth.logout()
-        send_all(self, commands)
 
-    monkeypatch.setattr(connection.Connection, "send_all", logout_meanwhile)
-    with pytest.raises(SessionStoreUnavailable):
-        session.cycle_key()
+    old = renamed_back(
+        settings, redis_topology, meanwhile=logout, monkeypatch=monkeypatch
+    )
     assert SessionStore(old).load() == {}
     assert redis_client.zscore(user_index(1), keys.key_hash(old)) is None
     assert redis_client.zcard(user_index(1)) == 0
@@ -331,24 +345,18 @@ def test_an_unconfirmed_sign_in_after_two_key_changes_leaves_no_mark(
 def test_a_count_of_the_old_cookie_while_a_rotation_waits_keeps_its_rename_back(
     redis_topology, settings, redis_client, monkeypatch
 ):
-    from redis_hash_sessions import connection
     from redis_hash_sessions.engine import SessionStore
 
-    session = SessionStore()
-    session.update({SESSION_KEY: "1", "visits": 1})
-    session.save()
-    old = session.session_key
-    unconfirmed(settings, redis_topology)
-    send_all = connection.Connection.send_all
-
-    def count_meanwhile(self, commands):
-        # The old cookie's visit, in another request: its session moved, so
-        # the count lands in a hash of its own on the old key.
-        settings.SESSION_REDIS_WAIT_REPLICAS = 0
+    def count(old: str) -> None:
+        # Its session moved, so the count lands in a hash of its own on the
+        # old key.
         assert SessionStore(old).load_and_incr("visits") is None
-        send_all(self, commands)
 
-    monkeypatch.setattr(connection.Connection, "send_all", count_meanwhile)
-    with pytest.raises(SessionStoreUnavailable):
-        session.cycle_key()
+    old = renamed_back(
+        settings,
+        redis_topology,
+        data={"visits": 1},
+        meanwhile=count,
+        monkeypatch=monkeypatch,
+    )
     assert dict(SessionStore(old).items()) == {SESSION_KEY: "1", "visits": 1}

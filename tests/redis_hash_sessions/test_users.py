@@ -28,6 +28,15 @@ def signed_in(user_id: str, **data: object) -> SessionStore:
     return session
 
 
+def visit(session_key: str | None, round_trips: list[str]) -> list[str]:
+    """Count a visit in a request's own store and save it; return its round trips."""
+    counting = SessionStore(session_key)
+    round_trips.clear()
+    counting.incr("visits")
+    counting.save()
+    return list(round_trips)
+
+
 def listed(user_id: str) -> set[str]:
     return {entry.key_hash for entry in users.sessions_of(user_id)}
 
@@ -214,11 +223,7 @@ def test_a_count_of_a_session_past_its_entry_has_the_save_move_it(
     redis_client.zadd(user_index(1), {session.key_hash: entry})
     note = index_note(entry, redis_now(redis_client))
     redis_client.hset(redis_key, "m:indexed", note)
-    counting = SessionStore(session.session_key)
-    round_trips.clear()
-    counting.incr("visits")
-    counting.save()
-    assert round_trips == [COUNT, "EVALSHA"]
+    assert visit(session.session_key, round_trips) == [COUNT, "EVALSHA"]
     expires = redis_now(redis_client) + redis_client.ttl(redis_key)
     assert index_score(redis_client, session) >= expires
 
@@ -229,14 +234,8 @@ def test_a_save_that_finds_the_entry_in_place_corrects_a_stale_note(
     session = signed_in("1", visits=0)
     redis_key = session_redis_key(session.session_key)
     redis_client.hdel(redis_key, "m:indexed")  # as 1.0.0 stored sessions
-    first = SessionStore(session.session_key)
-    first.incr("visits")
-    first.save()
-    round_trips.clear()
-    second = SessionStore(session.session_key)
-    second.incr("visits")
-    second.save()
-    assert round_trips == [COUNT]
+    visit(session.session_key, round_trips)
+    assert visit(session.session_key, round_trips) == [COUNT]
     assert noted_entry(redis_client.hget(redis_key, "m:indexed")) == index_score(
         redis_client, session
     )
@@ -253,11 +252,7 @@ def test_a_count_reports_the_entry_due_when_nobody_saw_it_for_a_minute(
         "m:indexed",
         index_note(now + 1800 + 60, now - 60),
     )
-    counting = SessionStore(session.session_key)
-    round_trips.clear()
-    counting.incr("visits")
-    counting.save()
-    assert round_trips == [COUNT, "EVALSHA"]
+    assert visit(session.session_key, round_trips) == [COUNT, "EVALSHA"]
     assert listed("1") == {session.key_hash}
 
 
@@ -327,11 +322,7 @@ def test_a_count_of_a_session_that_indexes_no_user_is_one_round_trip(round_trips
     session = SessionStore()
     session.update({"_auth_user_id": user, "visits": 0})
     session.save()
-    counting = SessionStore(session.session_key)
-    round_trips.clear()
-    counting.incr("visits")
-    counting.save()
-    assert round_trips == [COUNT]
+    assert visit(session.session_key, round_trips) == [COUNT]
 
 
 def test_a_count_of_a_session_with_the_longest_expiry_is_one_round_trip(
@@ -340,11 +331,7 @@ def test_a_count_of_a_session_with_the_longest_expiry_is_one_round_trip(
     session = signed_in("1", visits=0)
     session.set_expiry(10**11 - 3600)
     session.save()
-    counting = SessionStore(session.session_key)
-    round_trips.clear()
-    counting.incr("visits")
-    counting.save()
-    assert round_trips == [COUNT]
+    assert visit(session.session_key, round_trips) == [COUNT]
 
 
 @pytest.mark.parametrize("score", ["inf", "1e15", "another-primarys-clock"])
@@ -360,11 +347,8 @@ def test_a_count_whose_entry_is_scored_past_any_expiry_is_due_once(
     redis_key = session_redis_key(session.session_key)
     redis_client.hset(redis_key, "m:indexed", index_note(now + 1860, now - 61))
     for _ in range(3):
-        counting = SessionStore(session.session_key)
-        round_trips.clear()
-        counting.incr("visits")
-        counting.save()
-    assert round_trips == [COUNT]
+        trips = visit(session.session_key, round_trips)
+    assert trips == [COUNT]
 
 
 def test_an_increment_within_the_minute_leaves_the_index_alone(redis_client):
