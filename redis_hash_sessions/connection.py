@@ -124,13 +124,26 @@ OUTAGE_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
 
 # The oldest Redis the engine runs on: a count sends EXPIRE ... NX (7.0).
 MINIMUM_VERSION = (7, 0)
+# The Redis version every Valkey release is compatible with.
+VALKEY_COMPATIBLE = (7, 2)
+# At most this for a Redis that answers HELLO without arguments with an error.
+BEFORE_HELLO = (6, 0)
 # What an older Redis answers to EXPIRE ... NX.
 TOO_OLD_REPLY = "wrong number of arguments for 'expire' command"
 
 
-def _version(info: dict[str, Any]) -> tuple[int, ...]:
-    """Return the version that INFO server gives, as numbers."""
-    return tuple(int(part) for part in re.findall(r"\d+", str(info["redis_version"])))
+def _hello_version(client: Any, **options: Any) -> tuple[int, ...]:
+    """Return the Redis version that HELLO gives, as numbers (see server_version())."""
+    try:
+        hello = client.execute_command("HELLO", **options)
+    except redis.ResponseError:  # HELLO without arguments came with 6.2
+        return BEFORE_HELLO
+    # A map under RESP3, a flat list under RESP2.
+    if not isinstance(hello, dict):
+        hello = dict(zip(hello[::2], hello[1::2], strict=True))
+    if hello.get(b"server") == b"valkey":
+        return VALKEY_COMPATIBLE
+    return tuple(int(part) for part in re.findall(rb"\d+", hello[b"version"]))
 
 
 def is_outage(exc: Exception) -> bool:
@@ -309,16 +322,18 @@ class Connection:
 
     def server_version(self) -> tuple[int, ...]:
         """
-        Ask Redis which version it runs: on a cluster, the first node that answers.
+        Return the Redis version the server gives: on a cluster, any node's.
 
-        Valkey gives the Redis version it is compatible with (7.2.4).
+        It asks HELLO, which no ACL can deny, where INFO is in the
+        @dangerous category that least-privilege users lack. Valkey gives
+        its own version: it is compatible with Redis 7.2.
         """
         if not isinstance(self.client, RedisCluster):
-            return _version(self.client.info("server"))
+            return _hello_version(self.client)
         failure: redis.RedisError | None = None
         for node in self.client.get_nodes():  # type: ignore[no-untyped-call]
             try:
-                return _version(self.client.info("server", target_nodes=node))
+                return _hello_version(self.client, target_nodes=node)
             except redis.RedisError as exc:
                 failure = exc
         raise failure or redis.ConnectionError("The cluster has no nodes.")
@@ -801,28 +816,32 @@ outage = _Outage(
 )
 
 
-TOO_OLD = (
-    "Redis is older than 7.0, which the session engine needs (or Valkey): "
-    "it refuses EXPIRE ... NX, which every count sends."
-)
+class _Refusal:
+    """A Redis set up so that the engine cannot work: logged once per process."""
 
-
-class _TooOld:
-    """Log once per process that Redis is too old for the engine."""
-
-    def __init__(self) -> None:
+    def __init__(self, message: str) -> None:
+        self.message = message
         self.logged = False
         self._lock = threading.Lock()
 
-    def failed(self, exc: Exception) -> None:
+    def failed(self, exc: Exception) -> SessionStoreUnavailable:
+        """Log it, the first time; return the error to raise instead of exc."""
         with self._lock:
-            if self.logged:
-                return
-            self.logged = True
-        logger.error("%s Answering 503 for counts: %s", TOO_OLD, exc)
+            logged, self.logged = self.logged, True
+        if not logged:
+            logger.error("%s Answering 503: %s", self.message, exc)
+        return SessionStoreUnavailable(self.message)
 
 
-too_old = _TooOld()
+too_old = _Refusal(
+    "Redis is older than 7.0, which the session engine needs (or Valkey): "
+    "it refuses EXPIRE ... NX, which every count sends."
+)
+no_permission = _Refusal(
+    "Redis's ACL refuses the session engine's user a command or a key: it "
+    "needs @read, @write, @transaction, @scripting and TIME (and WAIT, to "
+    "wait for replicas) on the keys under the cache's KEY_PREFIX."
+)
 
 
 class _PoolExhaustion:
@@ -902,9 +921,10 @@ class _OutageGuard:
         if not isinstance(exc, redis.RedisError | RedisClusterException):
             return
         if not is_outage(exc):
+            if isinstance(exc, redis.exceptions.NoPermissionError):
+                raise no_permission.failed(exc) from exc
             if isinstance(exc, redis.ResponseError) and TOO_OLD_REPLY in str(exc):
-                too_old.failed(exc)
-                raise SessionStoreUnavailable(TOO_OLD) from exc
+                raise too_old.failed(exc) from exc
             return
         if _is_pool_exhausted(exc):
             pool_exhausted.failed()
@@ -927,8 +947,9 @@ def unavailable_on_error() -> _OutageGuard:
     """
     Raise SessionStoreUnavailable for a Redis outage inside the block.
 
-    So does a Redis too old for the engine (before 7.0), logged once per
-    process. Any other Redis error (a wrong type, a script error, a bad
-    argument) is a bug or a bad value, not an outage: it goes up as it is.
+    So does a Redis too old for the engine (before 7.0), or whose ACL
+    refuses it a command or a key, logged once per process. Any other Redis
+    error (a wrong type, a script error, a bad argument) is a bug or a bad
+    value, not an outage: it goes up as it is.
     """
     return _outage_guard

@@ -92,14 +92,20 @@ class RedisProcess:
         password: str | None = None,
         config: Path | None = None,
         port: int | None = None,
+        protocol: int = 3,
     ) -> None:
-        """port: the one to listen on (a free one by default), kept across restarts."""
+        """
+        port: the one to listen on (a free one by default), kept across restarts.
+
+        protocol: the RESP version of the test's own client.
+        """
         self.data_dir = data_dir
         self.config = config
         self.binary = binary or server_binary()
         self.extra_args = [*extra_args]
         self.password = password
         self.port = port or free_port()
+        self.protocol = protocol
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
@@ -114,7 +120,10 @@ class RedisProcess:
         """Return the test's own client of this server (one, closed with it)."""
         if self._client is None:
             self._client = redis.Redis(
-                port=self.port, socket_timeout=5, password=self.password
+                port=self.port,
+                socket_timeout=5,
+                password=self.password,
+                protocol=self.protocol,
             )
         return self._client
 

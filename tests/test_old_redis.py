@@ -31,7 +31,7 @@ def old_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess
 def on_old_redis(settings, old_redis: RedisProcess, monkeypatch) -> RedisProcess:
     assert old_redis.client().info("server")["redis_version"].startswith("6.2.")
     settings.CACHES = caches_for(old_redis.url)
-    monkeypatch.setattr(connection, "too_old", connection._TooOld())
+    monkeypatch.setattr(connection.too_old, "logged", False)
     return old_redis
 
 

@@ -43,15 +43,17 @@ SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 BUS_PORT_OFFSET = 10000
 
 
-def caches_for(url: str, *, max_connections: int | None = None) -> dict[str, Any]:
+def caches_for(
+    url: str, *, max_connections: int | None = None, protocol: int | None = None
+) -> dict[str, Any]:
     """Return the test settings' CACHES pointed at another Redis URL."""
     default = settings.CACHES["default"]
     options = dict(default["OPTIONS"])
-    if max_connections is not None:
-        options["CONNECTION_POOL_KWARGS"] = {
-            **options["CONNECTION_POOL_KWARGS"],
-            "max_connections": max_connections,
-        }
+    pool = {"max_connections": max_connections, "protocol": protocol}
+    options["CONNECTION_POOL_KWARGS"] = {
+        **options["CONNECTION_POOL_KWARGS"],
+        **{name: value for name, value in pool.items() if value is not None},
+    }
     return {"default": {**default, "LOCATION": url, "OPTIONS": options}}
 
 
