@@ -130,6 +130,8 @@ VALKEY_COMPATIBLE = (7, 2)
 BEFORE_HELLO = (6, 0)
 # What an older Redis answers to EXPIRE ... NX.
 TOO_OLD_REPLY = "wrong number of arguments for 'expire' command"
+# What Redis answers to a command renamed away (rename-command).
+UNKNOWN_COMMAND_REPLY = "unknown command "
 
 
 def _hello_version(client: Any, **options: Any) -> tuple[int, ...]:
@@ -829,7 +831,10 @@ class _Refusal:
         with self._lock:
             logged, self.logged = self.logged, True
         if not logged:
-            logger.error("%s Answering 503: %s", self.message, exc)
+            # Not the arguments that Redis repeats after an unknown command:
+            # they may hold session data.
+            reply = str(exc).split(", with args beginning with:")[0]
+            logger.error("%s Answering 503: %s", self.message, reply)
         return SessionStoreUnavailable(self.message)
 
 
@@ -837,10 +842,11 @@ too_old = _Refusal(
     "Redis is older than 7.0, which the session engine needs (or Valkey): "
     "it refuses EXPIRE ... NX, which every count sends."
 )
-no_permission = _Refusal(
-    "Redis's ACL refuses the session engine's user a command or a key: it "
-    "needs @read, @write, @transaction, @scripting and TIME (and WAIT, to "
-    "wait for replicas) on the keys under the cache's KEY_PREFIX."
+refused = _Refusal(
+    "Redis refuses the session engine a command or a key (an ACL, or a "
+    "command renamed away): it needs @read, @write, @transaction, "
+    "@scripting and TIME (and WAIT, to wait for replicas) on the keys under "
+    "the cache's KEY_PREFIX."
 )
 
 
@@ -921,8 +927,10 @@ class _OutageGuard:
         if not isinstance(exc, redis.RedisError | RedisClusterException):
             return
         if not is_outage(exc):
-            if isinstance(exc, redis.exceptions.NoPermissionError):
-                raise no_permission.failed(exc) from exc
+            if isinstance(exc, redis.exceptions.NoPermissionError) or str(
+                exc
+            ).startswith(UNKNOWN_COMMAND_REPLY):
+                raise refused.failed(exc) from exc
             if isinstance(exc, redis.ResponseError) and TOO_OLD_REPLY in str(exc):
                 raise too_old.failed(exc) from exc
             return
@@ -947,8 +955,9 @@ def unavailable_on_error() -> _OutageGuard:
     """
     Raise SessionStoreUnavailable for a Redis outage inside the block.
 
-    So does a Redis too old for the engine (before 7.0), or whose ACL
-    refuses it a command or a key, logged once per process. Any other Redis
+    So does a Redis too old for the engine (before 7.0), or one that
+    refuses it a command or a key (an ACL, a command renamed away), logged
+    once per process. Any other Redis
     error (a wrong type, a script error, a bad argument) is a bug or a bad
     value, not an outage: it goes up as it is.
     """

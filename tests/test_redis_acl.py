@@ -31,7 +31,7 @@ def as_web(
         )
         settings.CACHES = caches_for(f"redis://web:pw@127.0.0.1:{redis_server.port}/0")
 
-    monkeypatch.setattr(connection.no_permission, "logged", False)
+    monkeypatch.setattr(connection.refused, "logged", False)
     yield sign_in_as_web
     redis_server.client().acl_deluser("web")
 
@@ -78,7 +78,27 @@ def test_a_refusal_is_logged_once_with_what_the_engine_needs(
         if record.name == "redis_hash_sessions" and record.levelno >= logging.ERROR
     ]
     assert line.startswith(
-        "Redis's ACL refuses the session engine's user a command or a key: it "
-        "needs @read, @write, @transaction, @scripting and TIME"
+        "Redis refuses the session engine a command or a key (an ACL, or a "
+        "command renamed away): it needs @read, @write, @transaction, "
+        "@scripting and TIME"
     )
     assert line.endswith("no permissions to run the 'evalsha' command")
+
+
+def test_a_command_renamed_away_is_told_sign_in_is_unavailable(
+    client, user, settings, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(connection.refused, "logged", False)
+    server = RedisProcess(
+        tmp_path / "redis", extra_args=["--rename-command", "EVALSHA", ""]
+    )
+    server.start()
+    settings.CACHES = caches_for(server.url)
+    try:
+        response = client.post("/login/", {"username": "ada", "password": PASSWORD})
+    finally:
+        server.stop()
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    [line] = [r.getMessage() for r in caplog.records if r.name == "redis_hash_sessions"]
+    # Without the arguments Redis repeats, which may hold session data.
+    assert line.endswith("Answering 503: unknown command 'EVALSHA'")
