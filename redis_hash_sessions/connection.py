@@ -51,7 +51,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from .exceptions import SessionStoreUnavailable
+from .exceptions import SessionStoreRefused, SessionStoreUnavailable
 from .sentinel import AsyncSentinel, addresses
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -73,6 +73,8 @@ RENAME_BACK_LUA = _lua("common") + _lua("rename_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
+# Sent with EVAL by a readiness check, not registered: not a request's.
+PROBE_LUA = _lua("probe")
 # Each script by the name of the connection's field that runs it.
 SCRIPTS_BY_NAME = {
     "save": SAVE_LUA,
@@ -124,28 +126,17 @@ OUTAGE_REPLIES = ("BUSY ", "NOREPLICAS ", "MISCONF ")
 
 # The oldest Redis the engine runs on: a count sends EXPIRE ... NX (7.0).
 MINIMUM_VERSION = (7, 0)
-# The Redis version every Valkey release is compatible with.
-VALKEY_COMPATIBLE = (7, 2)
-# At most this for a Redis that answers HELLO without arguments with an error.
-BEFORE_HELLO = (6, 0)
-# What an older Redis answers to EXPIRE ... NX.
-TOO_OLD_REPLY = "wrong number of arguments for 'expire' command"
-# What Redis answers to a command renamed away (rename-command).
-UNKNOWN_COMMAND_REPLY = "unknown command "
 
 
-def _hello_version(client: Any, **options: Any) -> tuple[int, ...]:
-    """Return the Redis version that HELLO gives, as numbers (see server_version())."""
-    try:
-        hello = client.execute_command("HELLO", **options)
-    except redis.ResponseError:  # HELLO without arguments came with 6.2
-        return BEFORE_HELLO
+def _version(hello: Any) -> tuple[int, ...]:
+    """Return the version a HELLO reply gives, as numbers; () if it gives none."""
     # A map under RESP3, a flat list under RESP2.
-    if not isinstance(hello, dict):
+    if isinstance(hello, list) and len(hello) % 2 == 0:
         hello = dict(zip(hello[::2], hello[1::2], strict=True))
-    if hello.get(b"server") == b"valkey":
-        return VALKEY_COMPATIBLE
-    return tuple(int(part) for part in re.findall(rb"\d+", hello[b"version"]))
+    version = hello.get(b"version") if isinstance(hello, dict) else None
+    if not isinstance(version, bytes):
+        return ()
+    return tuple(int(part) for part in re.findall(rb"\d+", version))
 
 
 def is_outage(exc: Exception) -> bool:
@@ -324,21 +315,34 @@ class Connection:
 
     def server_version(self) -> tuple[int, ...]:
         """
-        Return the Redis version the server gives: on a cluster, any node's.
+        Return the version Redis gives: on a cluster, any node's.
 
-        It asks HELLO, which no ACL can deny, where INFO is in the
-        @dangerous category that least-privilege users lack. Valkey gives
-        its own version: it is compatible with Redis 7.2.
+        It asks HELLO, which no ACL can refuse (INFO is in @dangerous, which
+        least-privilege users lack); Valkey gives its own version (7.2 and
+        later). A Redis older than 6.2 refuses HELLO without arguments, with
+        a reply that unavailable_on_error() answers as too old.
         """
         if not isinstance(self.client, RedisCluster):
-            return _hello_version(self.client)
+            return _version(self.client.execute_command("HELLO"))  # type: ignore[no-untyped-call]
         failure: redis.RedisError | None = None
         for node in self.client.get_nodes():  # type: ignore[no-untyped-call]
             try:
-                return _hello_version(self.client, target_nodes=node)
+                hello = self.client.execute_command("HELLO", target_nodes=node)  # type: ignore[no-untyped-call]
+                return _version(hello)
             except redis.RedisError as exc:
                 failure = exc
         raise failure or redis.ConnectionError("The cluster has no nodes.")
+
+    def probe(self, key: str) -> None:
+        """
+        Raise what Redis refuses of the kinds of command the engine sends.
+
+        A transaction holding lua/probe.lua, on key: one of the engine's
+        that holds no session.
+        """
+        for reply in self.transaction(key, [("EVAL", PROBE_LUA, 1, key)], auth=False):
+            if isinstance(reply, Exception):
+                raise reply
 
     def delete(self, keys: Sequence[str], *, auth: bool) -> None:
         """Delete keys (of one slot); wait for replicas if the settings ask it."""
@@ -819,35 +823,71 @@ outage = _Outage(
 
 
 class _Refusal:
-    """A Redis set up so that the engine cannot work: logged once per process."""
+    """A Redis set up so that the engine cannot work: each reply logged once."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, state: str) -> None:
         self.message = message
-        self.logged = False
+        self.state = state
+        self._logged: set[str] = set()
         self._lock = threading.Lock()
 
-    def failed(self, exc: Exception) -> SessionStoreUnavailable:
-        """Log it, the first time; return the error to raise instead of exc."""
+    def failed(self, exc: Exception) -> SessionStoreRefused:
+        """Log exc's reply, the first time; return the error to raise instead."""
+        # Not the arguments that Redis repeats after an unknown command:
+        # they may hold session data.
+        reply = str(exc).split(", with args beginning with:")[0]
         with self._lock:
-            logged, self.logged = self.logged, True
-        if not logged:
-            # Not the arguments that Redis repeats after an unknown command:
-            # they may hold session data.
-            reply = str(exc).split(", with args beginning with:")[0]
+            new = reply not in self._logged
+            self._logged.add(reply)
+        if new:
             logger.error("%s Answering 503: %s", self.message, reply)
-        return SessionStoreUnavailable(self.message)
+        return SessionStoreRefused(self.message, self.state)
 
 
 too_old = _Refusal(
-    "Redis is older than 7.0, which the session engine needs (or Valkey): "
-    "it refuses EXPIRE ... NX, which every count sends."
+    "Redis is older than 7.0, which the session engine needs (or Valkey).",
+    "unsupported",
 )
 refused = _Refusal(
     "Redis refuses the session engine a command or a key (an ACL, or a "
-    "command renamed away): it needs @read, @write, @transaction, "
-    "@scripting and TIME (and WAIT, to wait for replicas) on the keys under "
-    "the cache's KEY_PREFIX."
+    "command renamed away): see the README's Deploy for what it needs.",
+    "refused",
 )
+denied = _Refusal(
+    "Redis is in protected mode and refuses this host: give it a password "
+    "(requirepass), as REDIS_URL then must.",
+    "refused",
+)
+# Replies that say which. Too old: a form of a command that came with 7.0
+# (EXPIRE ... NX, which every count sends) or 6.2 (HELLO without
+# arguments), or HELLO unknown (before 6.0; RESP3 clients open with it;
+# before 6.2 Redis quotes with backquotes). Refused: any other command
+# unknown (renamed away), or a script's command refused by the ACL (in
+# Valkey's words, then Redis's, which 6.2 puts inside an error of its own).
+_TOO_OLD = re.compile(
+    r"wrong number of arguments for '(expire|hello)' command|"
+    r"unknown command ['`]HELLO['`]",
+    re.IGNORECASE,
+)
+_REFUSED_IN_SCRIPT = ("ACL failure in script", "The user executing the script can't")
+
+
+def _refusal(exc: redis.RedisError) -> _Refusal | None:
+    """Return how Redis's setup keeps the engine from working, if exc says so."""
+    if not isinstance(exc, redis.ResponseError):
+        return None
+    reply = str(exc)
+    if _TOO_OLD.match(reply):
+        return too_old
+    if (
+        isinstance(exc, redis.exceptions.NoPermissionError)
+        or reply.startswith("unknown command ")
+        or any(words in reply for words in _REFUSED_IN_SCRIPT)
+    ):
+        return refused
+    if reply.startswith("DENIED "):
+        return denied
+    return None
 
 
 class _PoolExhaustion:
@@ -927,12 +967,8 @@ class _OutageGuard:
         if not isinstance(exc, redis.RedisError | RedisClusterException):
             return
         if not is_outage(exc):
-            if isinstance(exc, redis.exceptions.NoPermissionError) or str(
-                exc
-            ).startswith(UNKNOWN_COMMAND_REPLY):
-                raise refused.failed(exc) from exc
-            if isinstance(exc, redis.ResponseError) and TOO_OLD_REPLY in str(exc):
-                raise too_old.failed(exc) from exc
+            if isinstance(exc, redis.RedisError) and (refusal := _refusal(exc)):
+                raise refusal.failed(exc) from exc
             return
         if _is_pool_exhausted(exc):
             pool_exhausted.failed()

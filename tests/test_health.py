@@ -40,20 +40,3 @@ def test_readyz_names_redis_when_it_is_down_and_healthz_stays_ok(
         "database": "ok",
     }
     assert client.get("/healthz").status_code == HTTPStatus.OK
-
-
-def test_readyz_calls_a_redis_without_hello_unsupported(client, settings, tmp_path):
-    # Redis before 6.2 refuses HELLO without arguments, and before 6.0 has
-    # none: as this server, whose HELLO is renamed away (over RESP2, which
-    # needs none).
-    server = RedisProcess(
-        tmp_path / "redis", extra_args=["--rename-command", "HELLO", ""], protocol=2
-    )
-    server.start()
-    settings.CACHES = caches_for(server.url, protocol=2)
-    try:
-        response = client.get("/readyz")
-    finally:
-        server.stop()
-    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert response.json()["redis"] == "unsupported"

@@ -418,3 +418,8 @@ class TestCommand:
     def test_an_unknown_key_hash_is_an_error(self, user):
         with pytest.raises(CommandError, match="No logged-in session"):
             self.run("revoke", "--key-hash", "no-such-session")
+
+    def test_a_redis_that_does_not_answer_is_an_error_not_a_traceback(self, settings):
+        settings.CACHES = caches_for(f"redis://127.0.0.1:{free_port()}/0")
+        with pytest.raises(CommandError, match="The session store did not answer"):
+            self.run("count")

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts import services, session_data
 from redis_hash_sessions import users
+from redis_hash_sessions.exceptions import SessionStoreUnavailable
 
 
 class Command(BaseCommand):
@@ -37,6 +38,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        try:
+            self._act(action, options)
+        except SessionStoreUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _act(self, action: str, options: dict[str, Any]) -> None:
         if action == "count":
             self.stdout.write(str(users.count_sessions()))
         elif action == "list":

@@ -1,0 +1,150 @@
+"""
+A Redis user of the engine's own: the rights it needs, and a clear 503 without them.
+
+On one Redis, behind Sentinel and on a cluster, with the rules the README's
+Deploy section lists; writes wait for a replica where there are replicas,
+as the site's settings have them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+
+import pytest
+
+from redis_hash_sessions import connection
+from tests.conftest import PASSWORD
+from tests.redis_process import RedisProcess
+from tests.topologies import ClusterSet, Single, Topology
+
+pytestmark = pytest.mark.django_db
+
+# The README's list: the rules for every topology, then a cluster's own.
+NEEDED = [
+    "+@read", "+@write", "+@transaction", "+@scripting", "-@dangerous",
+    "+time", "+select", "+wait",
+]  # fmt: skip
+CLUSTER_NEEDED = ["+cluster|slots", "+command", "+asking"]
+
+
+def data_servers(topology: Topology) -> list[RedisProcess]:
+    return [topology.server] if isinstance(topology, Single) else topology.servers  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def as_web(
+    redis_topology: Topology, settings, monkeypatch
+) -> Iterator[Callable[..., None]]:
+    """Have the site sign in to Redis as "web", with the ACL rules given."""
+    servers = data_servers(redis_topology)
+
+    def sign_in_as_web(*rules: str) -> None:
+        prefix = settings.CACHES["default"]["KEY_PREFIX"]
+        for server in servers:
+            server.client().acl_setuser(
+                "web",
+                enabled=True,
+                passwords=["+pw"],
+                keys=[f"{prefix}:*"],
+                commands=list(rules),
+            )
+        # Database 1 on one Redis, so that SELECT is needed; a cluster has 0.
+        caches = redis_topology.caches(db=1)
+        location = caches["default"]["LOCATION"]
+        caches["default"]["LOCATION"] = location.replace("://", "://web:pw@", 1)
+        settings.CACHES = caches
+        settings.SESSION_REDIS_WAIT_REPLICAS = 1 if redis_topology.replicas else 0
+
+    monkeypatch.setattr(connection.refused, "_logged", set())
+    yield sign_in_as_web
+    for server in servers:
+        server.client().acl_deluser("web")
+
+
+def needed(topology: Topology) -> list[str]:
+    return NEEDED + (CLUSTER_NEEDED if isinstance(topology, ClusterSet) else [])
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "redis_hash_sessions" and record.levelno >= logging.ERROR
+    ]
+
+
+def test_the_site_works_for_a_user_with_only_what_the_readme_lists(
+    client, user, as_web, redis_topology
+):
+    as_web(*needed(redis_topology))
+    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+    assert client.get("/visits/").context["visits"] == 1
+    assert client.get("/visits/").context["visits"] == 2
+    assert client.get("/dashboard/").status_code == HTTPStatus.OK
+    assert client.post("/sessions/end-others/").status_code == HTTPStatus.FOUND
+    assert client.post("/logout/").status_code == HTTPStatus.FOUND
+
+
+def test_readyz_answers_ok_to_a_user_with_only_what_the_readme_lists(
+    client, as_web, redis_topology
+):
+    as_web(*needed(redis_topology))
+    response = client.get("/readyz")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["redis"] == "ok"
+
+
+def test_readyz_calls_a_user_refused_what_the_engine_sends_refused(
+    client, as_web, redis_topology
+):
+    # HELLO, which no ACL refuses, answers; the probe's script does not.
+    as_web(*needed(redis_topology), "-time")
+    response = client.get("/readyz")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["redis"] == "refused"
+
+
+def test_a_command_refused_to_a_script_is_a_503_at_sign_in(
+    client, user, as_web, redis_topology
+):
+    # Not NOPERM: Redis and Valkey say it in words of their own.
+    as_web(*needed(redis_topology), "-time")
+    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "Sign-in is unavailable right now" in response.content.decode()
+
+
+def test_a_command_refused_outright_is_a_503_at_sign_in(
+    client, user, as_web, redis_topology
+):
+    as_web(*needed(redis_topology), "-@scripting")
+    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert "Sign-in is unavailable right now" in response.content.decode()
+
+
+def test_a_refusal_is_logged_once_saying_where_the_needs_are_listed(
+    client, user, as_web, redis_topology, caplog
+):
+    as_web(*needed(redis_topology), "-@scripting")
+    caplog.clear()
+    for _ in range(3):
+        client.post("/login/", {"username": "ada", "password": PASSWORD})
+    [line] = refusals(caplog)
+    assert line.startswith(
+        "Redis refuses the session engine a command or a key (an ACL, or a "
+        "command renamed away): see the README's Deploy for what it needs."
+    )
+    assert line.endswith("no permissions to run the 'evalsha' command")
+
+
+def test_another_refusal_is_logged_too(client, user, as_web, redis_topology, caplog):
+    as_web(*needed(redis_topology), "-@scripting")
+    client.post("/login/", {"username": "ada", "password": PASSWORD})
+    as_web(*needed(redis_topology), "-time")
+    caplog.clear()
+    client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert len(refusals(caplog)) == 1
