@@ -21,7 +21,7 @@ from django.urls import Resolver404, resolve
 
 from redis_hash_sessions import keys, users
 from redis_hash_sessions.engine import SessionStore
-from redis_hash_sessions.exceptions import SessionStoreUnavailable
+from redis_hash_sessions.exceptions import SessionStoreRefused, SessionStoreUnavailable
 
 from .session_data import (
     DEVICE,
@@ -201,11 +201,14 @@ def end_sessions_of_user_who_left(*, user_id: object) -> None:
     """
     try:
         ended = users.end_sessions(user_id)
-    except SessionStoreUnavailable:
+    except SessionStoreUnavailable as exc:
+        # A refusal says what to set up; an outage's text, only that it is one.
+        reason = exc if isinstance(exc, SessionStoreRefused) else "Redis is unavailable"
         logger.error(
-            "could not end the sessions of user id=%s: Redis is unavailable; "
-            "they are refused until they expire",
+            "could not end the sessions of user id=%s (they are refused until "
+            "they expire): %s",
             user_id,
+            reason,
         )
     else:
         logger.info("ended %d session(s) of user id=%s", ended, user_id)

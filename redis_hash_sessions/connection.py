@@ -333,14 +333,15 @@ class Connection:
                 failure = exc
         raise failure or redis.ConnectionError("The cluster has no nodes.")
 
-    def probe(self, key: str) -> None:
+    def probe(self, keys: Sequence[str]) -> None:
         """
         Raise what Redis refuses of the kinds of command the engine sends.
 
-        A transaction holding lua/probe.lua, on key: one of the engine's
-        that holds no session.
+        A transaction holding lua/probe.lua, on keys (of one slot): key
+        names of the engine's that nothing holds, then one that may.
         """
-        for reply in self.transaction(key, [("EVAL", PROBE_LUA, 1, key)], auth=False):
+        command = ("EVAL", PROBE_LUA, len(keys), *keys)
+        for reply in self.transaction(keys[0], [command], auth=False):
             if isinstance(reply, Exception):
                 raise reply
 
@@ -860,16 +861,19 @@ denied = _Refusal(
 )
 # Replies that say which. Too old: a form of a command that came with 7.0
 # (EXPIRE ... NX, which every count sends) or 6.2 (HELLO without
-# arguments), or HELLO unknown (before 6.0; RESP3 clients open with it;
-# before 6.2 Redis quotes with backquotes). Refused: any other command
-# unknown (renamed away), or a script's command refused by the ACL (in
-# Valkey's words, then Redis's, which 6.2 puts inside an error of its own).
+# arguments), or HELLO unknown in the backquotes of a Redis before 6.0
+# (RESP3 clients open every connection with it; a later Redis that quotes
+# it so had it renamed away). Refused: any other command unknown (renamed
+# away), at the top or in a script, or a script's command refused by the
+# ACL (in Valkey's words, then Redis's, which 6.2 puts inside its own).
 _TOO_OLD = re.compile(
-    r"wrong number of arguments for '(expire|hello)' command|"
-    r"unknown command ['`]HELLO['`]",
+    r"wrong number of arguments for '(expire|hello)' command|unknown command `HELLO`"
+)
+_REFUSED_IN_SCRIPT = re.compile(
+    r"unknown (redis )?command called from (lua )?script|ACL failure in script|"
+    r"The user executing the script can't",
     re.IGNORECASE,
 )
-_REFUSED_IN_SCRIPT = ("ACL failure in script", "The user executing the script can't")
 
 
 def _refusal(exc: redis.RedisError) -> _Refusal | None:
@@ -882,7 +886,7 @@ def _refusal(exc: redis.RedisError) -> _Refusal | None:
     if (
         isinstance(exc, redis.exceptions.NoPermissionError)
         or reply.startswith("unknown command ")
-        or any(words in reply for words in _REFUSED_IN_SCRIPT)
+        or _REFUSED_IN_SCRIPT.search(reply)
     ):
         return refused
     if reply.startswith("DENIED "):
@@ -991,10 +995,10 @@ def unavailable_on_error() -> _OutageGuard:
     """
     Raise SessionStoreUnavailable for a Redis outage inside the block.
 
-    So does a Redis too old for the engine (before 7.0), or one that
-    refuses it a command or a key (an ACL, a command renamed away), logged
-    once per process. Any other Redis
-    error (a wrong type, a script error, a bad argument) is a bug or a bad
-    value, not an outage: it goes up as it is.
+    So does a Redis set up so that the engine cannot work (SessionStoreRefused):
+    too old (before 7.0), refusing it a command or a key (an ACL, a command
+    renamed away), in protected mode; logged once per process and reply.
+    Any other Redis error (a wrong type, a script error, a bad argument) is
+    a bug or a bad value, not an outage: it goes up as it is.
     """
     return _outage_guard

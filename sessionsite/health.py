@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -11,9 +13,10 @@ from redis_hash_sessions import connection as redis_connection
 from redis_hash_sessions import keys
 from redis_hash_sessions.exceptions import SessionStoreRefused, SessionStoreUnavailable
 
-# The name in Redis of no session (a key hash is 43 characters of base64url),
-# for the readiness check's probe.
-PROBE_KEY_HASH = "readyz"
+# The user whose index the readiness check's probe reads (it may exist):
+# the probe's keys all carry its tag, so that on a cluster they are in one
+# slot, always the same.
+PROBE_USER = "readyz"
 
 
 @never_cache
@@ -45,12 +48,24 @@ def _redis_state() -> str:
             connection = redis_connection.get_connection()
             if connection.server_version() < redis_connection.MINIMUM_VERSION:
                 return "unsupported"
-            connection.probe(keys.names().session(PROBE_KEY_HASH))
+            connection.probe(_probe_keys())
     except SessionStoreRefused as exc:
         return exc.state
     except SessionStoreUnavailable:
         return "unavailable"
     return "ok"
+
+
+def _probe_keys() -> list[str]:
+    """Return a random session's key name, its marks' and PROBE_USER's index's."""
+    key_hash = keys.user_tag(PROBE_USER) + secrets.token_urlsafe(30)
+    names = keys.names()
+    return [
+        names.session(key_hash),
+        names.moved(key_hash),
+        names.ended(key_hash),
+        names.index(PROBE_USER),
+    ]
 
 
 def _database_state() -> str:

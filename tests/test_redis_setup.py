@@ -1,9 +1,9 @@
 """
 A Redis set up so that the engine cannot work with it: a clear 503, never a 500.
 
-Too old (a real Redis 6.2, and a server without HELLO as Redis before 6.0
-is), a command renamed away, protected mode. An ACL's refusals, on every
-topology: tests/redis_hash_sessions/test_acl.py.
+Too old (real Redis 5.0 and 6.2, built from source), a command renamed
+away, protected mode. An ACL's refusals, on every topology:
+tests/redis_hash_sessions/test_acl.py.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -21,22 +22,45 @@ from redis_hash_sessions import connection
 from tests.conftest import PASSWORD, caches_for
 from tests.redis_process import OldRedisUnavailable, RedisProcess, old_server_binary
 
-# The first run builds Redis 6.2 (about half a minute).
+# The first run builds Redis 5.0 and 6.2 (about twenty seconds each).
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module")
-def old_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+def started(version: str, directory: Path) -> RedisProcess:
+    """Start a Redis of an OLD_REDIS version (skip if it cannot be built here)."""
     try:
-        binary = old_server_binary()
+        binary = old_server_binary(version)
     except OldRedisUnavailable as exc:
         if os.environ.get("CI"):  # where it must run
             raise
-        pytest.skip(f"Redis 6.2 could not be built here: {exc}")
-    server = RedisProcess(tmp_path_factory.mktemp("old-redis"), binary=binary)
+        pytest.skip(f"Redis {version} could not be built here: {exc}")
+    # RESP2 for the test's own client: Redis 5 has no RESP3.
+    server = RedisProcess(directory, binary=binary, protocol=2)
     server.start()
+    version_run = server.client().info("server")["redis_version"]
+    assert version_run.startswith(f"{version}.")
+    return server
+
+
+@pytest.fixture(scope="module")
+def redis_5_0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """Redis 5.0: before HELLO, which RESP3 clients open every connection with."""
+    server = started("5.0", tmp_path_factory.mktemp("redis-5.0"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_6_2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """Redis 6.2, the last release before 7.0."""
+    server = started("6.2", tmp_path_factory.mktemp("redis-6.2"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["redis_5_0", "redis_6_2"])
+def old_redis(request: pytest.FixtureRequest) -> RedisProcess:
+    return cast(RedisProcess, request.getfixturevalue(request.param))
 
 
 @pytest.fixture(autouse=True)
@@ -46,18 +70,18 @@ def _each_refusal_logged_afresh(monkeypatch) -> None:
 
 
 @pytest.fixture
-def on_old_redis(settings, old_redis: RedisProcess) -> RedisProcess:
-    version = old_redis.client().info("server")["redis_version"]
-    assert tuple(map(int, version.split(".")[:2])) < (7, 0)
-    settings.CACHES = caches_for(old_redis.url)
-    return old_redis
-
-
-@pytest.fixture
-def signed_in_on_old_redis(client, user, on_old_redis):
+def signed_in_on_redis_6_2(client, user, settings, redis_6_2):
+    settings.CACHES = caches_for(redis_6_2.url)
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.FOUND
     return client
+
+
+def over(server: RedisProcess, protocol: int) -> dict[str, Any]:
+    """Return CACHES for server over a protocol (2 or 3), in a database of its own."""
+    # django-redis keeps one pool per URL, whatever its protocol.
+    url = f"redis://127.0.0.1:{server.port}/{protocol}"
+    return caches_for(url, protocol=protocol)
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -68,7 +92,11 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-def test_readyz_calls_a_redis_older_than_7_unsupported(client, on_old_redis):
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_readyz_calls_a_redis_older_than_7_unsupported(
+    client, settings, old_redis, protocol
+):
+    settings.CACHES = over(old_redis, protocol)
     response = client.get("/readyz")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json() == {
@@ -78,78 +106,91 @@ def test_readyz_calls_a_redis_older_than_7_unsupported(client, on_old_redis):
     }
 
 
-def test_a_visit_counted_on_a_redis_older_than_7_answers_503(signed_in_on_old_redis):
-    response = signed_in_on_old_redis.get("/visits/")
+def test_a_visit_counted_on_redis_6_2_answers_503(signed_in_on_redis_6_2):
+    response = signed_in_on_redis_6_2.get("/visits/")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response["Retry-After"] == "5"
 
 
-def test_a_redis_older_than_7_is_logged_once(signed_in_on_old_redis, caplog):
+def test_a_redis_older_than_7_is_logged_once_per_reply(signed_in_on_redis_6_2, caplog):
     caplog.clear()
     for _ in range(3):
-        signed_in_on_old_redis.get("/visits/")
+        signed_in_on_redis_6_2.get("/visits/")
     assert errors(caplog) == [
         "Redis is older than 7.0, which the session engine needs (or Valkey). "
         "Answering 503: wrong number of arguments for 'expire' command"
     ]
 
 
-def test_sign_in_pages_and_logout_still_work_on_a_redis_older_than_7(
-    signed_in_on_old_redis,
+def test_sign_in_pages_and_logout_still_work_on_redis_6_2(
+    signed_in_on_redis_6_2,
 ):
-    client = signed_in_on_old_redis
+    client = signed_in_on_redis_6_2
     assert client.get("/dashboard/").status_code == HTTPStatus.OK
     assert client.post("/logout/").status_code == HTTPStatus.FOUND
     assert client.get("/dashboard/")["Location"].startswith("/login/")
 
 
-@pytest.fixture
-def without_hello(settings, tmp_path: Path) -> Iterator[RedisProcess]:
-    """A server without HELLO, as Redis before 6.0 (the test's client: RESP2)."""
-    server = RedisProcess(
-        tmp_path / "redis", extra_args=["--rename-command", "HELLO", ""], protocol=2
-    )
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.mark.parametrize("protocol", [2, 3])
-def test_readyz_calls_a_redis_without_hello_unsupported(
-    client, settings, without_hello, protocol
-):
-    settings.CACHES = caches_for(without_hello.url, protocol=protocol)
-    response = client.get("/readyz")
-    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert response.json()["redis"] == "unsupported"
-
-
-def test_sign_in_on_a_redis_without_hello_answers_503_over_resp3(
-    client, user, settings, without_hello, caplog
+def test_sign_in_on_a_redis_without_hello_answers_503(
+    client, user, settings, redis_5_0, caplog
 ):
     # RESP3, redis-py's default, opens every connection with HELLO.
-    settings.CACHES = caches_for(without_hello.url)
+    settings.CACHES = caches_for(redis_5_0.url)
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert errors(caplog) == [
         "Redis is older than 7.0, which the session engine needs (or Valkey). "
-        "Answering 503: unknown command 'HELLO'"
+        "Answering 503: unknown command `HELLO`"
     ]
 
 
-def test_a_command_renamed_away_answers_503_and_is_logged_without_arguments(
-    client, user, settings, tmp_path, caplog
-):
-    server = RedisProcess(
-        tmp_path / "redis", extra_args=["--rename-command", "EVALSHA", ""]
-    )
-    server.start()
-    settings.CACHES = caches_for(server.url)
-    try:
-        response = client.post("/login/", {"username": "ada", "password": PASSWORD})
-    finally:
+@pytest.fixture
+def renamed_away(settings, tmp_path: Path) -> Iterator[Callable[[str], None]]:
+    """Have the site use a server with the command given renamed away."""
+    servers: list[RedisProcess] = []
+
+    def rename(command: str) -> None:
+        server = RedisProcess(
+            tmp_path / command,
+            extra_args=["--rename-command", command, ""],
+            # The test's own client: HELLO may be the command renamed.
+            protocol=2,
+        )
+        server.start()
+        servers.append(server)
+        settings.CACHES = caches_for(server.url)
+
+    yield rename
+    for server in servers:
         server.stop()
+
+
+# HELLO opens each connection; EVALSHA runs every script; TIME and HSET
+# run inside them, HDEL inside the readiness check's.
+@pytest.mark.parametrize("command", ["HELLO", "EVALSHA", "TIME", "HSET"])
+def test_a_command_renamed_away_answers_503_at_sign_in(
+    client, user, renamed_away, command
+):
+    renamed_away(command)
+    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+
+
+@pytest.mark.parametrize("command", ["HELLO", "TIME", "HDEL"])
+def test_readyz_calls_a_redis_with_a_command_renamed_away_refused(
+    client, renamed_away, command
+):
+    renamed_away(command)
+    response = client.get("/readyz")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json()["redis"] == "refused"
+
+
+def test_a_command_renamed_away_is_logged_without_the_arguments(
+    client, user, renamed_away, caplog
+):
+    renamed_away("EVALSHA")
+    client.post("/login/", {"username": "ada", "password": PASSWORD})
     # Redis repeats the arguments, which may hold session data: left out.
     [line] = errors(caplog)
     assert line.endswith("Answering 503: unknown command 'EVALSHA'")

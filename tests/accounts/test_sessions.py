@@ -233,8 +233,8 @@ class TestUsersWhoLeave:
         assert not get_user_model().objects.filter(is_active=True).exists()
         logged = [r.getMessage() for r in caplog.records if r.name == "accounts.auth"]
         assert logged == [
-            f"could not end the sessions of user id={user_id}: Redis is "
-            "unavailable; they are refused until they expire"
+            f"could not end the sessions of user id={user_id} (they are refused "
+            "until they expire): Redis is unavailable"
         ]
 
     @pytest.mark.parametrize("leave", [deactivate, delete])

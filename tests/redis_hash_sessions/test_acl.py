@@ -23,8 +23,8 @@ pytestmark = pytest.mark.django_db
 
 # The README's list: the rules for every topology, then a cluster's own.
 NEEDED = [
-    "+@read", "+@write", "+@transaction", "+@scripting", "-@dangerous",
-    "+time", "+select", "+wait",
+    "+@read", "+@write", "+@transaction", "-@dangerous", "-@scripting",
+    "+eval", "+evalsha", "+script|load", "+time", "+select", "+wait",
 ]  # fmt: skip
 CLUSTER_NEEDED = ["+cluster|slots", "+command", "+asking"]
 
@@ -120,7 +120,7 @@ def test_a_command_refused_to_a_script_is_a_503_at_sign_in(
 def test_a_command_refused_outright_is_a_503_at_sign_in(
     client, user, as_web, redis_topology
 ):
-    as_web(*needed(redis_topology), "-@scripting")
+    as_web(*needed(redis_topology), "-evalsha")
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert "Sign-in is unavailable right now" in response.content.decode()
@@ -129,7 +129,7 @@ def test_a_command_refused_outright_is_a_503_at_sign_in(
 def test_a_refusal_is_logged_once_saying_where_the_needs_are_listed(
     client, user, as_web, redis_topology, caplog
 ):
-    as_web(*needed(redis_topology), "-@scripting")
+    as_web(*needed(redis_topology), "-evalsha")
     caplog.clear()
     for _ in range(3):
         client.post("/login/", {"username": "ada", "password": PASSWORD})
@@ -142,9 +142,50 @@ def test_a_refusal_is_logged_once_saying_where_the_needs_are_listed(
 
 
 def test_another_refusal_is_logged_too(client, user, as_web, redis_topology, caplog):
-    as_web(*needed(redis_topology), "-@scripting")
+    as_web(*needed(redis_topology), "-evalsha")
     client.post("/login/", {"username": "ada", "password": PASSWORD})
     as_web(*needed(redis_topology), "-time")
     caplog.clear()
     client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert len(refusals(caplog)) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("FLUSHALL",),
+        ("FLUSHDB",),
+        ("KEYS", "*"),
+        ("SCRIPT", "FLUSH"),
+        ("FUNCTION", "FLUSH"),
+        ("FUNCTION", "DELETE", "library"),
+        ("FCALL", "function", "0"),
+        ("CONFIG", "SET", "maxmemory", "1"),
+    ],
+    ids=lambda command: " ".join(command),
+)
+def test_the_readme_user_cannot_touch_what_the_whole_server_shares(
+    redis_topology, as_web, command
+):
+    as_web(*needed(redis_topology))
+    [server, *_] = data_servers(redis_topology)
+    # DRYRUN answers with the refusal, not an error.
+    reply = server.client().execute_command("ACL", "DRYRUN", "web", *command)
+    assert b"has no permissions to run" in reply
+
+
+def test_a_refusal_when_a_user_is_deactivated_is_logged_as_one(
+    client, user, as_web, redis_topology, django_capture_on_commit_callbacks, caplog
+):
+    as_web(*needed(redis_topology))
+    client.post("/login/", {"username": "ada", "password": PASSWORD})
+    as_web(*needed(redis_topology), "-evalsha")
+    caplog.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        user.is_active = False
+        user.save()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "accounts.auth"]
+    assert line.startswith(
+        f"could not end the sessions of user id={user.pk} (they are refused until "
+        "they expire): Redis refuses the session engine a command or a key"
+    )
