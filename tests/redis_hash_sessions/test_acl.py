@@ -107,20 +107,18 @@ def test_readyz_calls_a_user_refused_what_the_engine_sends_refused(
     assert response.json()["redis"] == "refused"
 
 
-def test_a_command_refused_to_a_script_is_a_503_at_sign_in(
-    client, user, as_web, redis_topology
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # Not NOPERM: Redis and Valkey say it in words of their own.
+        pytest.param("-time", id="to-a-script"),
+        pytest.param("-evalsha", id="outright"),
+    ],
+)
+def test_a_command_refused_is_a_503_at_sign_in(
+    client, user, as_web, redis_topology, rule
 ):
-    # Not NOPERM: Redis and Valkey say it in words of their own.
-    as_web(*needed(redis_topology), "-time")
-    response = client.post("/login/", {"username": "ada", "password": PASSWORD})
-    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert "Sign-in is unavailable right now" in response.content.decode()
-
-
-def test_a_command_refused_outright_is_a_503_at_sign_in(
-    client, user, as_web, redis_topology
-):
-    as_web(*needed(redis_topology), "-evalsha")
+    as_web(*needed(redis_topology), rule)
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert "Sign-in is unavailable right now" in response.content.decode()
