@@ -16,6 +16,7 @@ and that makes a write wait for replicas (SESSION_REDIS_WAIT_REPLICAS).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import re
@@ -73,8 +74,10 @@ RENAME_BACK_LUA = _lua("common") + _lua("rename_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
 SESSIONS_OF_LUA = _lua("sessions_of")
 END_SESSIONS_LUA = _lua("end_sessions")
-# Sent with EVAL by a readiness check, not registered: not a request's.
+# Loaded and run by a readiness check (Connection.probe()), not a request.
 PROBE_LUA = _lua("probe")
+# Redis names a script by its SHA-1: a name, not a security measure.
+PROBE_SHA = hashlib.sha1(PROBE_LUA.encode(), usedforsecurity=False).hexdigest()
 # Each script by the name of the connection's field that runs it.
 SCRIPTS_BY_NAME = {
     "save": SAVE_LUA,
@@ -335,13 +338,19 @@ class Connection:
 
     def probe(self, keys: Sequence[str]) -> None:
         """
-        Raise what Redis refuses of the kinds of command the engine sends.
+        Raise what Redis refuses of what the engine sends, changing nothing.
 
-        A transaction holding lua/probe.lua, on keys (of one slot): key
-        names of the engine's that nothing holds, then one that may.
+        In one round trip, as a request's write does: SCRIPT LOAD, then
+        MULTI, EVALSHA of lua/probe.lua on keys (of one slot), EXEC.
         """
-        command = ("EVAL", PROBE_LUA, len(keys), *keys)
-        for reply in self.transaction(keys[0], [command], auth=False):
+        commands = [
+            ("SCRIPT", "LOAD", PROBE_LUA),
+            *_transaction([("EVALSHA", PROBE_SHA, len(keys), *keys)], 0),
+        ]
+        loaded, *replies = self._on_primary(keys[0], commands)
+        if isinstance(loaded, Exception):
+            raise loaded
+        for reply in _executed(replies, 0):
             if isinstance(reply, Exception):
                 raise reply
 
@@ -836,7 +845,7 @@ class _Refusal:
         """Log exc's reply, the first time; return the error to raise instead."""
         # Not the arguments that Redis repeats after an unknown command:
         # they may hold session data.
-        reply = str(exc).split(", with args beginning with:")[0]
+        reply = _reply(exc).split(", with args beginning with:")[0]
         with self._lock:
             new = reply not in self._logged
             self._logged.add(reply)
@@ -854,6 +863,13 @@ refused = _Refusal(
     "command renamed away): see the README's Deploy for what it needs.",
     "refused",
 )
+not_a_cluster = _Refusal(
+    "Redis Cluster cannot be mapped: a node REDIS_CLUSTER_NODES names is not "
+    "in cluster mode, or the ACL refuses CLUSTER SLOTS (see the README's "
+    "Deploy).",
+    "refused",
+)
+_NOT_A_CLUSTER = "Cluster mode is not enabled on this node"
 denied = _Refusal(
     "Redis is in protected mode and refuses this host: give it a password "
     "(requirepass), as REDIS_URL then must.",
@@ -876,11 +892,26 @@ _REFUSED_IN_SCRIPT = re.compile(
 )
 
 
-def _refusal(exc: redis.RedisError) -> _Refusal | None:
+def _reply(exc: Exception) -> str:
+    """Return Redis's reply in exc, without what a pipeline put before it."""
+    # redis-py's pipelines name the command, its arguments (key names)
+    # included.
+    return _PIPELINE_ERROR.sub("", str(exc), count=1)
+
+
+_PIPELINE_ERROR = re.compile(
+    r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL
+)
+
+
+def _refusal(exc: redis.RedisError | RedisClusterException) -> _Refusal | None:
     """Return how Redis's setup keeps the engine from working, if exc says so."""
+    if isinstance(exc, RedisClusterException):
+        # What redis-py says when a node answers CLUSTER SLOTS with an error.
+        return not_a_cluster if _NOT_A_CLUSTER in str(exc) else None
     if not isinstance(exc, redis.ResponseError):
         return None
-    reply = str(exc)
+    reply = _reply(exc)
     if _TOO_OLD.match(reply):
         return too_old
     if (
@@ -970,9 +1001,9 @@ class _OutageGuard:
             return
         if not isinstance(exc, redis.RedisError | RedisClusterException):
             return
+        if refusal := _refusal(exc):
+            raise refusal.failed(exc) from exc
         if not is_outage(exc):
-            if isinstance(exc, redis.RedisError) and (refusal := _refusal(exc)):
-                raise refusal.failed(exc) from exc
             return
         if _is_pool_exhausted(exc):
             pool_exhausted.failed()

@@ -57,15 +57,10 @@ def _redis_state() -> str:
 
 
 def _probe_keys() -> list[str]:
-    """Return a random session's key name, its marks' and PROBE_USER's index's."""
+    """Return random session and mark key names, and PROBE_USER's index's."""
     key_hash = keys.user_tag(PROBE_USER) + secrets.token_urlsafe(30)
     names = keys.names()
-    return [
-        names.session(key_hash),
-        names.moved(key_hash),
-        names.ended(key_hash),
-        names.index(PROBE_USER),
-    ]
+    return [names.session(key_hash), names.moved(key_hash), names.index(PROBE_USER)]
 
 
 def _database_state() -> str:

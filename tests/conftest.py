@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +39,23 @@ def stored_key(**data: object) -> str:
 # The one round trip of a count that loads the session: a transaction of
 # plain commands (SessionStore.load_and_incr()).
 COUNT = "MULTI+HINCRBY+EXPIRE+HGETALL+TTL+TIME+EXEC"
+
+
+@pytest.fixture
+def each_refusal_logged_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Have each refusal of a Redis set up wrong logged again, in this test."""
+    for refusal in vars(connection).values():
+        if isinstance(refusal, connection._Refusal):
+            monkeypatch.setattr(refusal, "_logged", set())
+
+
+def engine_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Return the ERROR lines the engine logged (caplog's, so far)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "redis_hash_sessions" and record.levelno >= logging.ERROR
+    ]
 
 
 def redis_now(redis_client: Any) -> int:

@@ -83,7 +83,7 @@ def old_server_binary(version: str) -> str:
 
 
 class OldRedisUnavailable(Exception):
-    """Redis 6.2 could not be built here."""
+    """A Redis of OLD_REDIS could not be built here."""
 
 
 def _run(*args: str) -> None:
@@ -187,6 +187,9 @@ class RedisProcess:
                     return
             except redis.RedisError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    if self.process.poll() is None:  # running, answering no ping
+                        self.process.kill()
+                        self.process.wait(timeout=10)
                     raise RuntimeError(
                         f"{args[0]} did not start; see {self.data_dir / 'server.log'}"
                     ) from None

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import caches_for
+from redis_hash_sessions import keys
+from redis_hash_sessions.engine import SessionStore
+from sessionsite import health
+from tests.conftest import caches_for, stored_key
 from tests.redis_process import RedisProcess
 
 pytestmark = pytest.mark.django_db
@@ -40,3 +43,19 @@ def test_readyz_names_redis_when_it_is_down_and_healthz_stays_ok(
         "database": "ok",
     }
     assert client.get("/healthz").status_code == HTTPStatus.OK
+
+
+def everything_in(redis_client) -> dict[bytes, bytes]:
+    """Return every key Redis holds, with its value and TTL serialized."""
+    return {key: redis_client.dump(key) for key in redis_client.scan_iter()}
+
+
+def test_readyz_leaves_redis_as_it_was(client, redis_client):
+    # Even with data at the one key of the engine's that it names for good.
+    index = keys.names().index(health.PROBE_USER)
+    redis_client.set(index, "not an index")
+    session = stored_key()
+    before = everything_in(redis_client)
+    assert client.get("/readyz").status_code == HTTPStatus.OK
+    assert everything_in(redis_client) == before
+    assert SessionStore(session).load() == {"visits": 1}

@@ -8,22 +8,27 @@ tests/redis_hash_sessions/test_acl.py.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
+from io import StringIO
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from redis_hash_sessions import connection
-from tests.conftest import PASSWORD, caches_for
+from tests.conftest import PASSWORD, caches_for, engine_errors
 from tests.redis_process import OldRedisUnavailable, RedisProcess, old_server_binary
 
 # The first run builds Redis 5.0 and 6.2 (about twenty seconds each).
-pytestmark = [pytest.mark.django_db, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.timeout(600),
+    pytest.mark.usefixtures("each_refusal_logged_afresh"),
+]
 
 
 def started(version: str, directory: Path) -> RedisProcess:
@@ -63,12 +68,6 @@ def old_redis(request: pytest.FixtureRequest) -> RedisProcess:
     return cast(RedisProcess, request.getfixturevalue(request.param))
 
 
-@pytest.fixture(autouse=True)
-def _each_refusal_logged_afresh(monkeypatch) -> None:
-    for refusal in (connection.too_old, connection.refused, connection.denied):
-        monkeypatch.setattr(refusal, "_logged", set())
-
-
 @pytest.fixture
 def signed_in_on_redis_6_2(client, user, settings, redis_6_2):
     settings.CACHES = caches_for(redis_6_2.url)
@@ -82,14 +81,6 @@ def over(server: RedisProcess, protocol: int) -> dict[str, Any]:
     # django-redis keeps one pool per URL, whatever its protocol.
     url = f"redis://127.0.0.1:{server.port}/{protocol}"
     return caches_for(url, protocol=protocol)
-
-
-def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        record.getMessage()
-        for record in caplog.records
-        if record.name == "redis_hash_sessions" and record.levelno >= logging.ERROR
-    ]
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
@@ -116,7 +107,7 @@ def test_a_redis_older_than_7_is_logged_once_per_reply(signed_in_on_redis_6_2, c
     caplog.clear()
     for _ in range(3):
         signed_in_on_redis_6_2.get("/visits/")
-    assert errors(caplog) == [
+    assert engine_errors(caplog) == [
         "Redis is older than 7.0, which the session engine needs (or Valkey). "
         "Answering 503: wrong number of arguments for 'expire' command"
     ]
@@ -138,7 +129,7 @@ def test_sign_in_on_a_redis_without_hello_answers_503(
     settings.CACHES = caches_for(redis_5_0.url)
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert errors(caplog) == [
+    assert engine_errors(caplog) == [
         "Redis is older than 7.0, which the session engine needs (or Valkey). "
         "Answering 503: unknown command `HELLO`"
     ]
@@ -165,8 +156,8 @@ def renamed_away(settings, tmp_path: Path) -> Iterator[Callable[[str], None]]:
         server.stop()
 
 
-# HELLO opens each connection; EVALSHA runs every script; TIME and HSET
-# run inside them, HDEL inside the readiness check's.
+# HELLO opens each connection; EVALSHA runs every script, SCRIPT loads
+# them; TIME and HSET run inside them.
 @pytest.mark.parametrize("command", ["HELLO", "EVALSHA", "TIME", "HSET"])
 def test_a_command_renamed_away_answers_503_at_sign_in(
     client, user, renamed_away, command
@@ -176,7 +167,7 @@ def test_a_command_renamed_away_answers_503_at_sign_in(
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
 
 
-@pytest.mark.parametrize("command", ["HELLO", "TIME", "HDEL"])
+@pytest.mark.parametrize("command", ["HELLO", "EVALSHA", "SCRIPT", "TIME", "HSET"])
 def test_readyz_calls_a_redis_with_a_command_renamed_away_refused(
     client, renamed_away, command
 ):
@@ -186,13 +177,33 @@ def test_readyz_calls_a_redis_with_a_command_renamed_away_refused(
     assert response.json()["redis"] == "refused"
 
 
+def test_counting_sessions_on_a_redis_that_refuses_a_command_is_a_command_error(
+    client, user, renamed_away
+):
+    renamed_away("HEXISTS")
+    client.post("/login/", {"username": "ada", "password": PASSWORD})
+    with pytest.raises(CommandError, match="Redis refuses the session engine"):
+        call_command("sessions", "count", stdout=StringIO())
+
+
+def test_a_refusal_in_a_pipeline_is_logged_without_its_key_names(
+    client, user, renamed_away, caplog
+):
+    renamed_away("HEXISTS")
+    client.post("/login/", {"username": "ada", "password": PASSWORD})
+    with pytest.raises(CommandError):
+        call_command("sessions", "count", stdout=StringIO())
+    [line] = engine_errors(caplog)
+    assert line.endswith("Answering 503: unknown command 'HEXISTS'")
+
+
 def test_a_command_renamed_away_is_logged_without_the_arguments(
     client, user, renamed_away, caplog
 ):
     renamed_away("EVALSHA")
     client.post("/login/", {"username": "ada", "password": PASSWORD})
     # Redis repeats the arguments, which may hold session data: left out.
-    [line] = errors(caplog)
+    [line] = engine_errors(caplog)
     assert line.endswith("Answering 503: unknown command 'EVALSHA'")
 
 
@@ -228,7 +239,7 @@ def test_a_redis_in_protected_mode_answers_503_at_sign_in(
     settings.CACHES = caches_for(protected)
     response = client.post("/login/", {"username": "ada", "password": PASSWORD})
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    [line] = errors(caplog)
+    [line] = engine_errors(caplog)
     assert line.startswith("Redis is in protected mode and refuses this host")
 
 
