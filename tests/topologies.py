@@ -70,6 +70,10 @@ class Topology(Protocol):
         """
 
     @property
+    def servers(self) -> list[RedisProcess]:
+        """Return every data server: primaries and replicas, not sentinels."""
+
+    @property
     def url(self) -> str:
         """Return the REDIS_URL that points the site here."""
 
@@ -103,6 +107,10 @@ class Single:
     def __init__(self, server: RedisProcess) -> None:
         self.server = server
         self.replicas: list[RedisProcess] = []
+
+    @property
+    def servers(self) -> list[RedisProcess]:
+        return [self.server]
 
     def caches(self, *, db: int = 0, max_connections: int | None = None) -> Any:
         url = self.server.url.removesuffix("/0") + f"/{db}"

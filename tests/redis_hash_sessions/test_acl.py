@@ -16,8 +16,7 @@ from http import HTTPStatus
 import pytest
 
 from tests.conftest import PASSWORD, engine_errors
-from tests.redis_process import RedisProcess
-from tests.topologies import ClusterSet, Single, Topology
+from tests.topologies import ClusterSet, Topology
 
 pytestmark = [
     pytest.mark.django_db,
@@ -32,14 +31,10 @@ NEEDED = [
 CLUSTER_NEEDED = ["+cluster|slots", "+command", "+asking"]
 
 
-def data_servers(topology: Topology) -> list[RedisProcess]:
-    return [topology.server] if isinstance(topology, Single) else topology.servers  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 def as_web(redis_topology: Topology, settings) -> Iterator[Callable[..., None]]:
     """Have the site sign in to Redis as "web", with the ACL rules given."""
-    servers = data_servers(redis_topology)
+    servers = redis_topology.servers
 
     def sign_in_as_web(*rules: str) -> None:
         prefix = settings.CACHES["default"]["KEY_PREFIX"]
@@ -168,7 +163,7 @@ def test_the_readme_user_cannot_touch_what_the_whole_server_shares(
     redis_topology, as_web, command
 ):
     as_web(*needed(redis_topology))
-    [server, *_] = data_servers(redis_topology)
+    [server, *_] = redis_topology.servers
     # DRYRUN answers with the refusal, not an error.
     reply = server.client().execute_command("ACL", "DRYRUN", "web", *command)
     assert b"has no permissions to run" in reply
