@@ -316,41 +316,53 @@ class Connection:
             self._on_primary(key, _transaction(commands, replicas)), replicas
         )
 
-    def server_version(self) -> tuple[int, ...]:
-        """
-        Return the version Redis gives: on a cluster, any node's.
-
-        It asks HELLO, which no ACL can refuse (INFO is in @dangerous, which
-        least-privilege users lack); Valkey gives its own version (7.2 and
-        later). A Redis older than 6.2 refuses HELLO without arguments, with
-        a reply that unavailable_on_error() answers as too old.
-        """
+    def ping(self) -> None:
+        """Ask Redis whether it answers: on a cluster, whether any node does."""
         if not isinstance(self.client, RedisCluster):
-            return _version(self.client.execute_command("HELLO"))  # type: ignore[no-untyped-call]
+            self.client.ping()
+            return
         failure: redis.RedisError | None = None
         for node in self.client.get_nodes():  # type: ignore[no-untyped-call]
             try:
-                hello = self.client.execute_command("HELLO", target_nodes=node)  # type: ignore[no-untyped-call]
-                return _version(hello)
+                self.client.ping(target_nodes=node)
             except redis.RedisError as exc:
                 failure = exc
+            else:
+                return
         raise failure or redis.ConnectionError("The cluster has no nodes.")
 
     def probe(self, keys: Sequence[str]) -> None:
         """
-        Raise what Redis refuses of what the engine sends, changing nothing.
+        Raise what keeps the engine from working on this Redis, changing nothing.
 
-        In one round trip, as a request's write does: SCRIPT LOAD, then
-        MULTI, EVALSHA of lua/probe.lua on keys (of one slot), EXEC.
+        In one round trip to the primary of keys' slot: HELLO, which no ACL
+        can refuse and which gives the version (too old, below 7.0: Valkey
+        gives its own, 7.2 and later; INFO is in @dangerous, which
+        least-privilege users lack), then, as a request's write does,
+        SCRIPT LOAD, MULTI, EVALSHA of lua/probe.lua on keys, EXEC. On a
+        cluster whose shard of keys does not answer (a failover) while
+        others serve, it is enough that any node answers.
         """
         commands = [
+            ("HELLO",),
             ("SCRIPT", "LOAD", PROBE_LUA),
             *_transaction([("EVALSHA", PROBE_SHA, len(keys), *keys)], 0),
         ]
-        loaded, *replies = self._on_primary(keys[0], commands)
-        if isinstance(loaded, Exception):
-            raise loaded
-        for reply in _executed(replies, 0):
+        try:
+            hello, loaded, *replies = self._on_primary(keys[0], commands)
+            for reply in (hello, loaded):
+                if isinstance(reply, Exception):
+                    raise reply
+            replies = _executed(replies, 0)
+        except (redis.RedisError, RedisClusterException) as exc:
+            if not (isinstance(self.client, RedisCluster) and is_outage(exc)):
+                raise
+            self.ping()
+            return
+        if (version := _version(hello)) < MINIMUM_VERSION:
+            given = ".".join(map(str, version)) or "none"
+            raise too_old.failed(f"HELLO gives version {given}")
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
 
@@ -841,11 +853,11 @@ class _Refusal:
         self._logged: set[str] = set()
         self._lock = threading.Lock()
 
-    def failed(self, exc: Exception) -> SessionStoreRefused:
-        """Log exc's reply, the first time; return the error to raise instead."""
+    def failed(self, reply: str) -> SessionStoreRefused:
+        """Log Redis's reply, the first time; return the error to raise."""
         # Not the arguments that Redis repeats after an unknown command:
         # they may hold session data.
-        reply = _reply(exc).split(", with args beginning with:")[0]
+        reply = reply.split(", with args beginning with:")[0]
         with self._lock:
             new = reply not in self._logged
             self._logged.add(reply)
@@ -892,16 +904,16 @@ _REFUSED_IN_SCRIPT = re.compile(
 )
 
 
-def _reply(exc: Exception) -> str:
-    """Return Redis's reply in exc, without what a pipeline put before it."""
-    # redis-py's pipelines name the command, its arguments (key names)
-    # included.
-    return _PIPELINE_ERROR.sub("", str(exc), count=1)
-
-
+# What redis-py's pipelines put before a reply: the command, its arguments
+# (key names) included.
 _PIPELINE_ERROR = re.compile(
     r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL
 )
+
+
+def _reply(exc: Exception) -> str:
+    """Return Redis's reply in exc, without what a pipeline put before it."""
+    return _PIPELINE_ERROR.sub("", str(exc), count=1)
 
 
 def _refusal(exc: redis.RedisError | RedisClusterException) -> _Refusal | None:
@@ -1002,7 +1014,7 @@ class _OutageGuard:
         if not isinstance(exc, redis.RedisError | RedisClusterException):
             return
         if refusal := _refusal(exc):
-            raise refusal.failed(exc) from exc
+            raise refusal.failed(_reply(exc)) from exc
         if not is_outage(exc):
             return
         if _is_pool_exhausted(exc):

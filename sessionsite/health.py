@@ -45,10 +45,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 def _redis_state() -> str:
     try:
         with redis_connection.unavailable_on_error():
-            store = redis_connection.get_connection()
-            if store.server_version() < redis_connection.MINIMUM_VERSION:
-                return "unsupported"
-            store.probe(_probe_keys())
+            redis_connection.get_connection().probe(_probe_keys())
     except SessionStoreRefused as exc:
         return exc.state
     except SessionStoreUnavailable:
