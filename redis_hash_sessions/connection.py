@@ -142,6 +142,16 @@ def _version(hello: Any) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(rb"\d+", version))
 
 
+# A cluster's shard that does not answer: down, unreachable, or its slots
+# served by no node yet (a failover).
+_NOT_ANSWERING = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    SlotNotCoveredError,
+)
+
+
 def is_outage(exc: Exception) -> bool:
     """Return True if exc says that Redis cannot serve now."""
     if isinstance(exc, RedisClusterException):
@@ -317,14 +327,19 @@ class Connection:
         )
 
     def ping(self) -> None:
-        """Ask Redis whether it answers: on a cluster, whether any node does."""
+        """
+        Ask Redis whether it answers: on a cluster, whether any node does.
+
+        With HELLO, which no ACL can refuse (PING, a least-privilege user
+        may lack).
+        """
         if not isinstance(self.client, RedisCluster):
-            self.client.ping()
+            self.client.execute_command("HELLO")  # type: ignore[no-untyped-call]
             return
         failure: redis.RedisError | None = None
         for node in self.client.get_nodes():  # type: ignore[no-untyped-call]
             try:
-                self.client.ping(target_nodes=node)
+                self.client.execute_command("HELLO", target_nodes=node)  # type: ignore[no-untyped-call]
             except redis.RedisError as exc:
                 failure = exc
             else:
@@ -335,36 +350,33 @@ class Connection:
         """
         Raise what keeps the engine from working on this Redis, changing nothing.
 
-        In one round trip to the primary of keys' slot: HELLO, which no ACL
-        can refuse and which gives the version (too old, below 7.0: Valkey
-        gives its own, 7.2 and later; INFO is in @dangerous, which
-        least-privilege users lack), then, as a request's write does,
-        SCRIPT LOAD, MULTI, EVALSHA of lua/probe.lua on keys, EXEC. On a
-        cluster whose shard of keys does not answer (a failover) while
-        others serve, it is enough that any node answers.
+        In one round trip to the primary of keys' slot, as a request's write
+        does: MULTI, SCRIPT LOAD and EVALSHA of lua/probe.lua on keys, EXEC;
+        then HELLO, which no ACL can refuse, for the version (INFO is in
+        @dangerous, which least-privilege users lack; Valkey gives its own,
+        7.2 and later). On a cluster whose shard of keys does not answer
+        (down, or its slot not served yet: a failover) while others serve,
+        it is enough that any node answers.
         """
-        commands = [
-            ("HELLO",),
+        load_and_run = [
             ("SCRIPT", "LOAD", PROBE_LUA),
-            *_transaction([("EVALSHA", PROBE_SHA, len(keys), *keys)], 0),
+            ("EVALSHA", PROBE_SHA, len(keys), *keys),
         ]
+        commands = [*_transaction(load_and_run, 0), ("HELLO",)]
         try:
-            hello, loaded, *replies = self._on_primary(keys[0], commands)
-            for reply in (hello, loaded):
+            *transaction, hello = self._on_primary(keys[0], commands)
+            if isinstance(hello, Exception):
+                raise hello
+            if (version := _version(hello)) < MINIMUM_VERSION:
+                given = ".".join(map(str, version)) or "none"
+                raise too_old.failed(f"HELLO gives version {given}")
+            for reply in _executed(transaction, 0):
                 if isinstance(reply, Exception):
                     raise reply
-            replies = _executed(replies, 0)
-        except (redis.RedisError, RedisClusterException) as exc:
-            if not (isinstance(self.client, RedisCluster) and is_outage(exc)):
+        except _NOT_ANSWERING:
+            if not isinstance(self.client, RedisCluster):
                 raise
             self.ping()
-            return
-        if (version := _version(hello)) < MINIMUM_VERSION:
-            given = ".".join(map(str, version)) or "none"
-            raise too_old.failed(f"HELLO gives version {given}")
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
 
     def delete(self, keys: Sequence[str], *, auth: bool) -> None:
         """Delete keys (of one slot); wait for replicas if the settings ask it."""

@@ -144,14 +144,32 @@ def test_readyz_stays_ready_while_one_primary_fails_over(cluster: ClusterSet) ->
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("user", ["default", "least-privileged"])
 def test_readyz_stays_ready_while_the_primary_it_probes_fails_over(
-    cluster: ClusterSet,
+    cluster: ClusterSet, user: str, settings
 ) -> None:
-    """Its probe's keys are all in one slot: another node answering is enough."""
+    """
+    Its probe's keys are all in one slot: another node answering is enough,
+    for the default user and for one with only the README's rules.
+    """
     from django.test import Client
 
     from sessionsite import health
+    from tests.redis_hash_sessions.test_acl import CLUSTER_NEEDED, NEEDED
 
+    if user != "default":
+        for server in cluster.servers:
+            server.client().acl_setuser(
+                "web",
+                enabled=True,
+                passwords=["+pw"],
+                keys=[f"{settings.CACHES['default']['KEY_PREFIX']}:*"],
+                commands=[*NEEDED, *CLUSTER_NEEDED],
+            )
+        caches = cluster.caches()
+        location = caches["default"]["LOCATION"]
+        caches["default"]["LOCATION"] = location.replace("://", "://web:pw@", 1)
+        settings.CACHES = caches
     browser = Client(raise_request_exception=False)
     assert browser.get("/readyz").status_code == 200
     cluster.node_for_key(keys.names().index(health.PROBE_USER)).kill()

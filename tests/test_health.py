@@ -59,3 +59,8 @@ def test_readyz_leaves_redis_as_it_was(client, redis_client):
     assert client.get("/readyz").status_code == HTTPStatus.OK
     assert everything_in(redis_client) == before
     assert SessionStore(session).load() == {"visits": 1}
+
+
+def test_readyz_asks_redis_in_one_round_trip(client, round_trips):
+    client.get("/readyz")
+    assert round_trips == ["MULTI+SCRIPT+EVALSHA+EXEC+HELLO"]

@@ -97,6 +97,18 @@ def test_readyz_calls_a_redis_older_than_7_unsupported(
     }
 
 
+def test_readyz_logs_the_version_of_a_redis_older_than_7(
+    client, settings, redis_6_2, caplog
+):
+    settings.CACHES = caches_for(redis_6_2.url)
+    client.get("/readyz")
+    client.get("/readyz")
+    assert engine_errors(caplog) == [
+        "Redis is older than 7.0, which the session engine needs (or Valkey). "
+        "Answering 503: HELLO gives version 6.2.14"
+    ]
+
+
 def test_a_visit_counted_on_redis_6_2_answers_503(signed_in_on_redis_6_2):
     response = signed_in_on_redis_6_2.get("/visits/")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
