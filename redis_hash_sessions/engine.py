@@ -42,6 +42,8 @@ from django.contrib.sessions.backends.base import (
     SessionBase,
     UpdateError,
 )
+from django.utils.functional import cached_property
+from django.utils.module_loading import import_string
 from redis.exceptions import RedisClusterException
 
 from . import keys
@@ -324,8 +326,16 @@ class SessionStore(SessionBase):
         self._moved_from: str | None = None
         # The last key hashed and its hash, since it is named again and again.
         self._hashed: tuple[str, str] | None = None
+        # SessionBase.__init__() would also resolve SESSION_SERIALIZER on
+        # every request; only encode() and decode() use it (serializer).
         # A cookie enters here: only a validly signed key is taken.
-        super().__init__(keys.verify(session_key))
+        self._session_key = keys.verify(session_key)
+        self.accessed = False
+        self.modified = False
+
+    @cached_property
+    def serializer(self) -> Any:
+        return import_string(settings.SESSION_SERIALIZER)
 
     def _get_new_session_key(self) -> str:
         # 165 random bits: the create-if-absent write is the only check needed.

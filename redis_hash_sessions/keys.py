@@ -22,7 +22,7 @@ key, and no script builds one.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -54,6 +54,9 @@ _BYTE_TO_KEY_CHAR = bytes(
     ord(VALID_KEY_CHARS[byte % len(VALID_KEY_CHARS)]) for byte in range(256)
 )
 _UNEVEN_BYTES = bytes(range(_EVEN_BYTES, 256))
+# base64 to base64url.
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_SHA256_BLOCK = 64
 _GLOB = re.compile(r"[*?\[\]\\]")
 _SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
 # A key hash on Redis Cluster: the ID's tag, then the SHA-256 of the ID.
@@ -61,39 +64,53 @@ _TAGGED_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
 CLUSTER_FACTORY = "redis_hash_sessions.cluster.ClusterConnectionFactory"
 
 
-def _macs() -> tuple[hmac.HMAC, ...]:
-    """Return a keyed HMAC-SHA256 for SECRET_KEY, then one for each fallback."""
-    # Read per call, so that override_settings and a key rotation in a
-    # running shell take effect; keyed once per set of secrets.
-    return _keyed(settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+class _Mac:
+    """
+    HMAC-SHA256 (RFC 2104) under one secret, from its two precomputed states.
+
+    Keyed as django.core.signing.Signer(salt=SALT, algorithm="sha256") keys
+    its HMAC (salted_hmac), so that its signatures are Django's. Signer
+    derives the key and builds the HMAC on every call; an hmac.HMAC copied
+    per call costs twice these two SHA-256 copies on the request path,
+    where code runs with cold caches after each Redis call (README,
+    "Where a request's time goes").
+    """
+
+    def __init__(self, secret: str) -> None:
+        key = hashlib.sha256(
+            force_bytes(SALT + "signer") + force_bytes(secret)
+        ).digest()
+        block = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
+
+    def signature(self, session_id: str) -> str:
+        """Return session_id's signature: the HMAC in unpadded base64url."""
+        inner = self._inner.copy()
+        inner.update(session_id.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return _base64url(outer.digest())
 
 
-@functools.lru_cache(maxsize=4)
-def _keyed(secret: str, fallbacks: tuple[str, ...]) -> tuple[hmac.HMAC, ...]:
-    # Keyed as django.core.signing.Signer(salt=SALT, algorithm="sha256")
-    # keys its HMAC (salted_hmac), so that its signatures are Django's; Signer
-    # itself derives the key and builds the HMAC on every call, which cost a
-    # cookie's check several microseconds. As in Signer, an empty fallback
-    # (None, "") stands for SECRET_KEY: never for a key anyone can sign with.
+def _base64url(digest: bytes) -> str:
+    """Return a 32-byte digest in base64url, without the padding (43 characters)."""
+    return binascii.b2a_base64(digest, newline=False)[:43].translate(_URLSAFE).decode()
+
+
+@functools.cache
+def _macs() -> tuple[_Mac, ...]:
+    """Return the HMAC for SECRET_KEY, then one for each fallback."""
+    # As in Signer, an empty fallback (None, "") stands for SECRET_KEY:
+    # never for a key anyone can sign with.
+    secret = settings.SECRET_KEY
     return tuple(
-        hmac.new(
-            hashlib.sha256(
-                force_bytes(SALT + "signer") + force_bytes(key or secret)
-            ).digest(),
-            digestmod=hashlib.sha256,
-        )
-        for key in (secret, *fallbacks)
+        _Mac(key or secret) for key in (secret, *settings.SECRET_KEY_FALLBACKS)
     )
 
 
-def _signature(mac: hmac.HMAC, session_id: str) -> str:
-    signed = mac.copy()
-    signed.update(session_id.encode())
-    return base64.urlsafe_b64encode(signed.digest()).rstrip(b"=").decode()
-
-
 def _signed(session_id: str) -> str:
-    return f"{session_id}:{_signature(_macs()[0], session_id)}"
+    return f"{session_id}:{_macs()[0].signature(session_id)}"
 
 
 def is_well_formed(value: object) -> TypeIs[str]:
@@ -165,12 +182,12 @@ def verify(value: object) -> str | None:
         return None
     session_id, signature = value[:ID_LENGTH], value[ID_LENGTH + 1 :]
     current, *fallbacks = _macs()
-    current_signature = _signature(current, session_id)
+    current_signature = current.signature(session_id)
     if hmac.compare_digest(current_signature, signature):
         return value
     # Not the current key's signature: the cookie may be from a fallback key.
     for mac in fallbacks:
-        if hmac.compare_digest(_signature(mac, session_id), signature):
+        if hmac.compare_digest(mac.signature(session_id), signature):
             return f"{session_id}:{current_signature}"
     return None
 
@@ -186,9 +203,8 @@ def key_hash(session_key: str) -> str:
     a tag made from its hash).
     """
     session_id = session_key[:ID_LENGTH] if is_well_formed(session_key) else session_key
-    digest = hashlib.sha256(session_id.encode()).digest()
     # base64url: the whole digest in 43 characters, where hex takes 64.
-    encoded = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    encoded = _base64url(hashlib.sha256(session_id.encode()).digest())
     if not names().tagged:
         return encoded
     return (tag_of(session_key) or user_tag(encoded)) + encoded
@@ -269,3 +285,5 @@ def names() -> KeyNames:
 def _forget_names(*, setting: str, **kwargs: Any) -> None:
     if setting in {"CACHES", "SESSION_CACHE_ALIAS", "SESSION_REDIS_KEY_PREFIX"}:
         names.cache_clear()
+    if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
+        _macs.cache_clear()
