@@ -89,6 +89,15 @@ def test_a_cookie_signed_with_a_fallback_secret_verifies_re_signed(settings):
     assert keys.verify(old) == current.sign("b" * keys.ID_LENGTH)
 
 
+def test_a_changed_secret_key_signs_and_verifies_from_then_on(settings):
+    before = keys.new_session_key()
+    settings.SECRET_KEY = "a-rotated-secret"
+    after = keys.new_session_key()
+    assert keys.verify(before) is None
+    signer = signing.Signer(salt="sessionsite.redis_sessions", algorithm="sha256")
+    assert signer.unsign(after) == after[: keys.ID_LENGTH]
+
+
 def test_a_cookie_signed_with_an_unknown_secret_does_not_verify(settings):
     forged = signing.Signer(
         key="not-our-secret", salt="sessionsite.redis_sessions", algorithm="sha256"
