@@ -13,13 +13,14 @@ import redis
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.management import call_command
+from django.core.signing import JSONSerializer
 from django.test import override_settings
 from django.utils import timezone
 from redis.crc import key_slot
 
 from redis_hash_sessions import keys
 from redis_hash_sessions.connection import get_connection
-from redis_hash_sessions.engine import SessionStore
+from redis_hash_sessions.engine import SessionStore, encode
 from tests.conftest import COUNT, session_redis_key, user_index
 from tests.topologies import ClusterSet
 
@@ -341,6 +342,29 @@ def test_values_are_stored_as_json_fields(redis_client: redis.Redis) -> None:
     assert json.loads(fields[b"d:user"]) == {"id": 7}
     assert fields[b"d:visits"] == b"3"
     assert b"m:created" in fields
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        'a "quote", a \\ and a /',
+        "ünïcödé ☃ 𝄞",
+        "\ud800 a lone surrogate",
+        "\x00\x1f\x7f controls",
+        0,
+        -1,
+        2**64,
+        -(10**300),
+        True,
+        None,
+        1.5,
+        [1, "a"],
+        {"k": "v"},
+    ],
+)
+def test_a_value_is_stored_as_djangos_json_serializer_writes_it(value: object) -> None:
+    assert encode(value) == JSONSerializer().dumps(value)
 
 
 def test_a_value_json_cannot_hold_is_refused() -> None:
