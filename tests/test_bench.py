@@ -58,6 +58,32 @@ def test_the_scaling_benchmark_prints_both_tables(tmp_path):
     assert all(row in written for row in rows)
 
 
+def test_the_profile_prints_each_engine_and_each_step(tmp_path):
+    output = run(
+        "bench.profile",
+        BENCH_PROFILE_ROUNDS="1",
+        BENCH_PROFILE_REQUESTS="3",
+        BENCH_PROFILE_CALLS="5",
+        BENCH_PROFILE_RESULTS=str(tmp_path / "results.md"),
+    )
+    rows = [line.split(" | ")[0] for line in output.splitlines() if line[:2] == "| "]
+    assert rows == [
+        "| engine",
+        "| ours",
+        "| django cache (django-redis)",
+        "| django-redis-sessions",
+        "| step",
+        "| check the cookie's signature (HMAC-SHA256)",
+        "| name the session's Redis key (SHA-256)",
+        "| make a SessionStore (checks the signature)",
+        "| decode the loaded hash (Django's 3 auth keys, a count)",
+        "| encode one value (a 64-character string)",
+        "| a load: make a SessionStore, name the key, HGETALL, decode",
+        "| the HGETALL alone (redis-py)",
+    ]
+    assert (tmp_path / "results.md").read_text().strip() == output.strip()
+
+
 @pytest.mark.gunicorn
 def test_the_redis_time_benchmark_prints_each_engine_and_target(tmp_path):
     output = run(
