@@ -4,7 +4,7 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-redis-time bench-micro bench-scaling bench-asgi dist
+.PHONY: run test bench bench-redis-time bench-micro bench-profile bench-scaling bench-asgi dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench-redis-time: $(VENV)/.installed
 
 bench-micro: $(VENV)/.installed
 	$(BIN)/python -m bench.micro
+
+# Each Redis store's request time in-process, and the engine's own steps
+# timed warm and right after a Redis round trip, as a request runs them.
+bench-profile: $(VENV)/.installed
+	$(BIN)/python -m bench.profile
 
 # Memory and load time with 10,000 to 1,000,000 sessions in Redis, and the
 # cost of a user's login, listing and ending with 1 to 1,000 sessions.
