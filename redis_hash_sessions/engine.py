@@ -32,7 +32,6 @@ import re
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import redis
@@ -125,13 +124,10 @@ _json_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 def encode(value: Any) -> bytes:
     """Return a session value as the hash stores it: JSON, as Django's serializer."""
-    # A string or an int, which is most of what sessions hold, as the
-    # encoder writes it, without the encoder: JSONEncoder.encode() builds a
-    # C encoder on every call, which costs a save microseconds per field.
-    kind = type(value)
-    if kind is str:
-        return encode_basestring_ascii(value).encode()
-    if kind is int:
+    # An int (a count) as the encoder writes it, without the encoder:
+    # JSONEncoder.encode() builds a C encoder for anything but a string,
+    # which costs a save microseconds per value.
+    if type(value) is int:
         return int.__repr__(value).encode()
     return _json_encode(value).encode()
 

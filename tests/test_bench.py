@@ -77,7 +77,7 @@ def test_the_profile_prints_each_engine_and_each_step(tmp_path):
         "| name the session's Redis key (SHA-256)",
         "| make a SessionStore (checks the signature)",
         "| decode the loaded hash (Django's 3 auth keys, a count)",
-        "| encode one value (a 64-character string)",
+        "| encode one value (a count)",
         "| a load: make a SessionStore, name the key, HGETALL, decode",
         "| the HGETALL alone (redis-py)",
     ]
