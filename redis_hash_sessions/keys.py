@@ -23,7 +23,6 @@ key, and no script builds one.
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import hmac
 import re
@@ -64,6 +63,34 @@ _TAGGED_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
 CLUSTER_FACTORY = "redis_hash_sessions.cluster.ClusterConnectionFactory"
 
 
+class _FromSettings[T]:
+    """
+    A function of the settings, called once and again after setting_changed.
+
+    forget() starts a new generation, and a result is kept with the
+    generation its call started in: a thread that read the settings while
+    they changed keeps nothing past the change. Settings assigned directly
+    (no setting_changed) take effect at the next process start, as the
+    rest of Django's do.
+    """
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._generation = 0
+        self._made: tuple[int, T] | None = None
+
+    def __call__(self) -> T:
+        generation, made = self._generation, self._made
+        if made is not None and made[0] == generation:
+            return made[1]
+        result = self._make()
+        self._made = (generation, result)
+        return result
+
+    def forget(self) -> None:
+        self._generation += 1
+
+
 class _Mac:
     """
     HMAC-SHA256 (RFC 2104) under one secret, from its two precomputed states.
@@ -72,11 +99,10 @@ class _Mac:
     its HMAC (salted_hmac), so that its signatures are Django's. Signer
     derives the key and builds the HMAC on every call; an hmac.HMAC copied
     per call costs twice these two SHA-256 copies on the request path,
-    where code runs with cold caches after each Redis call (README,
-    "Where a request's time goes").
+    (README, "Where a request's time goes").
     """
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str | bytes) -> None:
         key = hashlib.sha256(
             force_bytes(SALT + "signer") + force_bytes(secret)
         ).digest()
@@ -98,7 +124,7 @@ def _base64url(digest: bytes) -> str:
     return binascii.b2a_base64(digest, newline=False)[:43].translate(_URLSAFE).decode()
 
 
-@functools.cache
+@_FromSettings
 def _macs() -> tuple[_Mac, ...]:
     """Return the HMAC for SECRET_KEY, then one for each fallback."""
     # As in Signer, an empty fallback (None, "") stands for SECRET_KEY:
@@ -266,7 +292,7 @@ class KeyNames:
         return _GLOB.sub(r"\\\g<0>", self.make_key(f"{self.prefix}:")) + "*"
 
 
-@functools.cache
+@_FromSettings
 def names() -> KeyNames:
     """Return the key names under the settings (built once, on first use)."""
     # make_key depends on the cache entry's settings only, not on the
@@ -282,8 +308,8 @@ def names() -> KeyNames:
 
 
 @receiver(setting_changed)
-def _forget_names(*, setting: str, **kwargs: Any) -> None:
+def _forget_what_settings_made(*, setting: str, **kwargs: Any) -> None:
     if setting in {"CACHES", "SESSION_CACHE_ALIAS", "SESSION_REDIS_KEY_PREFIX"}:
-        names.cache_clear()
+        names.forget()
     if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
-        _macs.cache_clear()
+        _macs.forget()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -96,6 +97,56 @@ def test_a_changed_secret_key_signs_and_verifies_from_then_on(settings):
     assert keys.verify(before) is None
     signer = signing.Signer(salt="sessionsite.redis_sessions", algorithm="sha256")
     assert signer.unsign(after) == after[: keys.ID_LENGTH]
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["x" * 200, "ünïcödé-sëcret-☃", b"bytes-secret\x00\xff", "s"],
+    ids=["longer-than-a-block", "non-ascii", "bytes", "one-character"],
+)
+def test_signatures_are_djangos_under_any_secret(settings, secret):
+    settings.SECRET_KEY = secret
+    signer = signing.Signer(salt="sessionsite.redis_sessions", algorithm="sha256")
+    key = keys.new_session_key()
+    assert signer.sign(key[: keys.ID_LENGTH]) == key
+    assert keys.verify(signer.sign("e" * keys.ID_LENGTH)) is not None
+
+
+def test_a_cookie_of_a_fallback_secret_since_removed_does_not_verify(settings):
+    old = signing.Signer(
+        key="the-old-secret", salt="sessionsite.redis_sessions", algorithm="sha256"
+    ).sign("f" * keys.ID_LENGTH)
+    settings.SECRET_KEY_FALLBACKS = ["the-old-secret"]
+    assert keys.verify(old) is not None
+    settings.SECRET_KEY_FALLBACKS = []
+    assert keys.verify(old) is None
+
+
+def test_a_secret_changed_while_a_thread_keys_its_hmacs_is_the_one_used(
+    settings, monkeypatch
+):
+    # The thread read the old SECRET_KEY just before it changed; what it
+    # keys from it must not outlive the change.
+    keying, changed = threading.Event(), threading.Event()
+    mac = keys._Mac
+
+    def slow_mac(secret: str | bytes) -> keys._Mac:
+        if not keying.is_set():
+            keying.set()
+            changed.wait(timeout=10)
+        return mac(secret)
+
+    monkeypatch.setattr(keys, "_Mac", slow_mac)
+    keys._macs.forget()
+    thread = threading.Thread(target=keys._macs)
+    thread.start()
+    assert keying.wait(timeout=10)
+    settings.SECRET_KEY = "changed-while-a-thread-keyed"
+    changed.set()
+    thread.join(timeout=10)
+    signer = signing.Signer(salt="sessionsite.redis_sessions", algorithm="sha256")
+    key = keys.new_session_key()
+    assert signer.sign(key[: keys.ID_LENGTH]) == key
 
 
 def test_a_cookie_signed_with_an_unknown_secret_does_not_verify(settings):
