@@ -4,12 +4,12 @@ Where a request's time goes, in-process: `make bench-profile`.
 Two tables. First, the time of a request with each Redis store through
 Django's test client on the benchmark's views (no HTTP server, no wrk: less
 noise than bench.run), each engine in a process of its own, in alternating
-rounds. Second, the steps our engine adds to a request, each timed twice:
-in a loop of its own (warm: its code and data stay in the CPU's caches) and
-each call right after a Redis round trip, as a request runs it (cold: the
-round trip's system calls and redis-py's code have evicted them). Loopback,
-one embedded Valkey, about two minutes. Writes bench/profile_results.md (or
-BENCH_PROFILE_RESULTS).
+rounds. Second, the steps our engine adds to a request, each timed three
+ways: in a loop of its own; each call right after a Redis round trip, as a
+request runs it; and each call right after a sleep as long as a round trip,
+with no Redis and no redis-py (whether waiting alone slows what follows).
+Loopback, one embedded Valkey, about three minutes. Writes
+bench/profile_results.md (or BENCH_PROFILE_RESULTS).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ KINDS = {"read-only": "/read/", "read-and-change": "/change/"}
 ROUNDS = int(os.environ.get("BENCH_PROFILE_ROUNDS", "5"))
 REQUESTS = int(os.environ.get("BENCH_PROFILE_REQUESTS", "2000"))
 CALLS = int(os.environ.get("BENCH_PROFILE_CALLS", "5000"))
+# About a round trip to the embedded Valkey on this project's machine.
+SLEEP_SECONDS = 0.0002
 
 
 def time_requests() -> None:
@@ -56,11 +58,10 @@ def time_requests() -> None:
         for _ in range(REQUESTS // 10 + 1):  # connections made, code loaded
             client.get(path)
         start = time.perf_counter()
-        for _ in range(REQUESTS):
-            status = client.get(path).status_code
+        statuses = {client.get(path).status_code for _ in range(REQUESTS)}
         result[kind] = (time.perf_counter() - start) / REQUESTS * 1e6
-        if status != 200:
-            raise SystemExit(f"{path} answered {status}")
+        if statuses != {200}:
+            raise SystemExit(f"{path} answered {sorted(statuses)}")
     print(json.dumps(result))
 
 
@@ -96,8 +97,8 @@ def median_micros(step: Callable[[], object], before: Callable[[], object]) -> f
     return statistics.median(spent) / 1000
 
 
-def step_times(redis_url: str) -> list[tuple[str, float, float]]:
-    """Return each engine step's median µs: warm, and right after a round trip."""
+def step_times(redis_url: str) -> list[tuple[str, float, float, float]]:
+    """Return each step's median µs: warm, after a round trip, after a sleep."""
     os.environ["REDIS_URL"] = redis_url
     os.environ["BENCH_ENGINE"] = OURS
     import django
@@ -132,6 +133,9 @@ def step_times(redis_url: str) -> list[tuple[str, float, float]]:
     def round_trip() -> None:
         client.hgetall(redis_key)
 
+    def sleep() -> None:
+        time.sleep(SLEEP_SECONDS)
+
     steps: list[tuple[str, Callable[[], object]]] = [
         ("check the cookie's signature (HMAC-SHA256)", lambda: keys.verify(cookie)),
         ("name the session's Redis key (SHA-256)", lambda: keys.key_hash(cookie)),
@@ -148,13 +152,19 @@ def step_times(redis_url: str) -> list[tuple[str, float, float]]:
         ("the HGETALL alone (redis-py)", round_trip),
     ]
     return [
-        (name, median_micros(step, nothing), median_micros(step, round_trip))
+        (
+            name,
+            median_micros(step, nothing),
+            median_micros(step, round_trip),
+            median_micros(step, sleep),
+        )
         for name, step in steps
     ]
 
 
 def render(
-    requests: dict[tuple[str, str], list[float]], steps: list[tuple[str, float, float]]
+    requests: dict[tuple[str, str], list[float]],
+    steps: list[tuple[str, float, float, float]],
 ) -> str:
     lines = [
         f"Machine: {os.cpu_count()} cores, {_platform()}; one embedded Valkey on "
@@ -177,11 +187,15 @@ def render(
         "",
         f"Our engine's steps, median µs of {CALLS} calls each:",
         "",
-        "| step | in a loop of its own (warm) | each right after a Redis round "
-        "trip (as in a request) |",
-        "|---|---|---|",
+        "| step | in a loop of its own | each right after a Redis round trip "
+        f"(as in a request) | each right after a {SLEEP_SECONDS * 1e6:.0f} µs "
+        "sleep (no Redis) |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {name} | {warm:.1f} | {cold:.1f} |" for name, warm, cold in steps]
+    lines += [
+        f"| {name} | {warm:.1f} | {after_trip:.1f} | {after_sleep:.1f} |"
+        for name, warm, after_trip, after_sleep in steps
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -126,7 +126,7 @@ def encode(value: Any) -> bytes:
     """Return a session value as the hash stores it: JSON, as Django's serializer."""
     # An int (a count) as the encoder writes it, without the encoder:
     # JSONEncoder.encode() builds a C encoder for anything but a string,
-    # which costs a save microseconds per value.
+    # which adds microseconds to a save for each such value.
     if type(value) is int:
         return int.__repr__(value).encode()
     return _json_encode(value).encode()

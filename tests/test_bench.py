@@ -50,6 +50,26 @@ def test_the_micro_benchmark_prints_its_table():
     ]
 
 
+def test_the_benchmarks_pages_name_static_files_without_collectstatic():
+    # The 503 page, which the benchmark's servers answer when Redis times
+    # out under load, links the site's stylesheet.
+    code = (
+        "import django; django.setup(); "
+        "from django.templatetags.static import static; "
+        "print(static('css/site.css'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "/static/css/site.css"
+
+
 def test_the_scaling_benchmark_prints_both_tables(tmp_path):
     output = run(
         "bench.scaling",
