@@ -26,8 +26,7 @@ N = int(os.environ.get("BENCH_MICRO_N", "3000"))
 # The N operations run in this many alternating rounds (engine, raw, engine,
 # raw, ...), so that the machine's drift falls on both sides alike; short
 # ones, so that a hiccup of this shared machine spoils a round or two, which
-# the median leaves out (with 5 rounds of 600, single rounds ranged from
-# 0.34x to 1.55x).
+# the median leaves out (with five long rounds, one hiccup moved it).
 ROUNDS = int(os.environ.get("BENCH_MICRO_ROUNDS", "30"))
 # Issue 13's target: every operation at 0.85x raw redis-py or better.
 TARGET = 0.85
