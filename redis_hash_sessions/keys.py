@@ -97,9 +97,9 @@ class _Mac:
 
     Keyed as django.core.signing.Signer(salt=SALT, algorithm="sha256") keys
     its HMAC (salted_hmac), so that its signatures are Django's. Signer
-    derives the key and builds the HMAC on every call; an hmac.HMAC copied
-    per call costs twice these two SHA-256 copies on the request path,
-    (README, "Where a request's time goes").
+    derives the key and builds the HMAC on every call, and an hmac.HMAC
+    copied per call costs about twice these two SHA-256 copies where a
+    request runs them (README, "Where a request's time goes").
     """
 
     def __init__(self, secret: str | bytes) -> None:
