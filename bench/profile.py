@@ -8,7 +8,7 @@ rounds. Second, the steps our engine adds to a request, each timed three
 ways: in a loop of its own; each call right after a Redis round trip, as a
 request runs it; and each call right after a sleep as long as a round trip,
 with no Redis and no redis-py (whether waiting alone slows what follows).
-Loopback, one embedded Valkey, about three minutes. Writes
+Loopback, one embedded Valkey, about two and a half minutes. Writes
 bench/profile_results.md (or BENCH_PROFILE_RESULTS).
 """
 
