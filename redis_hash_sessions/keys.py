@@ -23,8 +23,10 @@ key, and no script builds one.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from typing import Any, TypeIs
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
-from django.core.cache import caches
+from django.core.cache.backends.base import get_key_func
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.encoding import force_bytes
@@ -70,12 +72,16 @@ class _FromSettings[T]:
     forget() starts a new generation, and a result is kept with the
     generation its call started in: a thread that read the settings while
     they changed keeps nothing past the change. Settings assigned directly
-    (no setting_changed) take effect at the next process start, as the
-    rest of Django's do.
+    (no setting_changed) take effect at the next process start, as those
+    Django itself caches do (the cache handler, the URLconf).
     """
 
     def __init__(self, make: Callable[[], T]) -> None:
+        functools.update_wrapper(self, make)
         self._make = make
+        # next() of a count is atomic, where += is not: two threads that
+        # forget at once still leave a generation that neither result has.
+        self._generations = itertools.count(1)
         self._generation = 0
         self._made: tuple[int, T] | None = None
 
@@ -88,7 +94,7 @@ class _FromSettings[T]:
         return result
 
     def forget(self) -> None:
-        self._generation += 1
+        self._generation = next(self._generations)
 
 
 class _Mac:
@@ -295,15 +301,17 @@ class KeyNames:
 @_FromSettings
 def names() -> KeyNames:
     """Return the key names under the settings (built once, on first use)."""
-    # make_key depends on the cache entry's settings only, not on the
-    # thread whose cache object it came from.
-    alias = settings.SESSION_CACHE_ALIAS
-    cache = caches[alias]
-    options = settings.CACHES[alias].get("OPTIONS", {})
+    # The cache entry's key function, prefix and version, as its backend
+    # makes keys (BaseCache.make_key()), from the settings themselves: the
+    # cache handler is rebuilt by a setting_changed receiver that may run
+    # after ours, and a call in between would keep the old entry's names.
+    entry = settings.CACHES[settings.SESSION_CACHE_ALIAS]
+    key_function = get_key_func(entry.get("KEY_FUNCTION"))
+    entry_prefix, version = entry.get("KEY_PREFIX", ""), entry.get("VERSION", 1)
     return KeyNames(
-        make_key=cache.make_key,
+        make_key=lambda name: key_function(name, entry_prefix, version),
         prefix=key_prefix(),
-        tagged=options.get("CONNECTION_FACTORY") == CLUSTER_FACTORY,
+        tagged=entry.get("OPTIONS", {}).get("CONNECTION_FACTORY") == CLUSTER_FACTORY,
     )
 
 
