@@ -37,10 +37,11 @@ import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.sentinel
 from django.conf import settings
+from django.core.cache import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django_redis import get_redis_connection
+from django.utils.module_loading import import_string
 from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import PipelineCommand as AsyncPipelineCommand
@@ -53,6 +54,7 @@ from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from .exceptions import SessionStoreRefused, SessionStoreUnavailable
+from .from_settings import FromSettings
 from .sentinel import AsyncSentinel, addresses
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -602,27 +604,42 @@ class AsyncConnection:
         return [command.result for command in pipeline]
 
 
-_connections: dict[str, Connection] = {}
-# Per event loop: the connection of each alias, and the async generator
-# whose closing (at the loop's shutdown_asyncgens()) closes them.
+# Per event loop: the async connection of each alias, the sync connection it
+# was built from, and the async generator whose closing (at the loop's
+# shutdown_asyncgens()) closes it.
 _async_connections: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[AsyncConnection, AsyncIterator[None]]]
+    asyncio.AbstractEventLoop,
+    dict[str, tuple[AsyncConnection, Connection, AsyncIterator[None]]],
 ] = weakref.WeakKeyDictionary()
 
 
+@FromSettings
 def get_connection() -> Connection:
     """Return the sync connection for SESSION_CACHE_ALIAS, creating it once."""
-    alias = settings.SESSION_CACHE_ALIAS
-    try:
-        return _connections[alias]
-    except KeyError:
-        pass
     # A cluster's client maps the cluster as it is made: an outage too.
     with unavailable_on_error():
-        client = get_redis_connection(alias, write=True)
-    connection = Connection(client=client, **_registered(client))
-    _connections[alias] = connection
-    return connection
+        client = _session_cache().client.get_client(write=True)
+    return Connection(client=client, **_registered(client))
+
+
+def _session_cache() -> Any:
+    """
+    Make SESSION_CACHE_ALIAS's django-redis cache, as Django's handler does.
+
+    From the settings themselves, not caches[alias]: the cache handler is
+    rebuilt by a setting_changed receiver that may run after ours, and a
+    call in between would keep a client of the old entry. Its connection
+    pool is django-redis's, shared by every cache of the same entry.
+    """
+    alias = settings.SESSION_CACHE_ALIAS
+    try:
+        params = dict(settings.CACHES[alias])
+    except KeyError:
+        raise InvalidCacheBackendError(
+            f"The connection '{alias}' doesn't exist."
+        ) from None
+    backend = import_string(params.pop("BACKEND"))
+    return backend(params.pop("LOCATION", ""), params)
 
 
 # Connection options of redis-py's sync connections that redis.asyncio's do
@@ -776,13 +793,13 @@ async def _closed_at_shutdown(connection: AsyncConnection) -> AsyncIterator[None
 async def get_async_connection() -> AsyncConnection:
     """Return the async connection for SESSION_CACHE_ALIAS on the running loop."""
     alias = settings.SESSION_CACHE_ALIAS
-    loop = asyncio.get_running_loop()
-    per_alias = _async_connections.setdefault(loop, {})
-    try:
-        return per_alias[alias][0]
-    except KeyError:
-        pass
-    sync_client = get_connection().client
+    per_alias = _async_connections.setdefault(asyncio.get_running_loop(), {})
+    sync_connection = get_connection()
+    # Built from the sync connection that the settings make now: one built
+    # from the connection of settings since changed is made again.
+    if (made := per_alias.get(alias)) is not None and made[1] is sync_connection:
+        return made[0]
+    sync_client = sync_connection.client
     client: redis.asyncio.Redis | AsyncRedisCluster
     if isinstance(sync_client, RedisCluster):
         client = async_cluster_for(sync_client)
@@ -798,7 +815,7 @@ async def get_async_connection() -> AsyncConnection:
     # is suspended then gets closed, and its finally closes the connection.
     closer = _closed_at_shutdown(connection)
     await anext(closer)
-    per_alias[alias] = (connection, closer)
+    per_alias[alias] = (connection, sync_connection, closer)
     if isinstance(client, AsyncRedisCluster):
         # Mapped now, once the connection is shared (concurrent requests
         # wait on redis-py's own lock): redis-py 8.1 sends the first command
@@ -812,7 +829,7 @@ async def get_async_connection() -> AsyncConnection:
 async def close_async_connections() -> int:
     """Close the clients opened on the running event loop; return how many."""
     per_alias = _async_connections.pop(asyncio.get_running_loop(), {})
-    for _, closer in per_alias.values():
+    for _, _, closer in per_alias.values():
         await closer.aclose()  # type: ignore[attr-defined]
     return len(per_alias)
 
@@ -820,8 +837,7 @@ async def close_async_connections() -> int:
 @receiver(setting_changed)
 def _forget_connections(*, setting: str, **kwargs: Any) -> None:
     if setting in {"CACHES", "SESSION_CACHE_ALIAS"}:
-        _connections.clear()
-        _async_connections.clear()
+        get_connection.forget()
 
 
 class _Outage:

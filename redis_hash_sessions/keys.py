@@ -23,10 +23,8 @@ key, and no script builds one.
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import hmac
-import itertools
 import re
 import secrets
 from collections.abc import Callable
@@ -39,6 +37,8 @@ from django.core.cache.backends.base import get_key_func
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.encoding import force_bytes
+
+from .from_settings import FromSettings
 
 DEFAULT_PREFIX = "session"
 ID_LENGTH = 32
@@ -63,38 +63,6 @@ _SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
 # A key hash on Redis Cluster: the ID's tag, then the SHA-256 of the ID.
 _TAGGED_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
 CLUSTER_FACTORY = "redis_hash_sessions.cluster.ClusterConnectionFactory"
-
-
-class _FromSettings[T]:
-    """
-    A function of the settings, called once and again after setting_changed.
-
-    forget() starts a new generation, and a result is kept with the
-    generation its call started in: a thread that read the settings while
-    they changed keeps nothing past the change. Settings assigned directly
-    (no setting_changed) take effect at the next process start, as those
-    Django itself caches do (the cache handler, the URLconf).
-    """
-
-    def __init__(self, make: Callable[[], T]) -> None:
-        functools.update_wrapper(self, make)
-        self._make = make
-        # next() of a count is atomic, where += is not: two threads that
-        # forget at once still leave a generation that neither result has.
-        self._generations = itertools.count(1)
-        self._generation = 0
-        self._made: tuple[int, T] | None = None
-
-    def __call__(self) -> T:
-        generation, made = self._generation, self._made
-        if made is not None and made[0] == generation:
-            return made[1]
-        result = self._make()
-        self._made = (generation, result)
-        return result
-
-    def forget(self) -> None:
-        self._generation = next(self._generations)
 
 
 class _Mac:
@@ -130,7 +98,7 @@ def _base64url(digest: bytes) -> str:
     return binascii.b2a_base64(digest, newline=False)[:43].translate(_URLSAFE).decode()
 
 
-@_FromSettings
+@FromSettings
 def _macs() -> tuple[_Mac, ...]:
     """Return the HMAC for SECRET_KEY, then one for each fallback."""
     # As in Signer, an empty fallback (None, "") stands for SECRET_KEY:
@@ -298,7 +266,7 @@ class KeyNames:
         return _GLOB.sub(r"\\\g<0>", self.make_key(f"{self.prefix}:")) + "*"
 
 
-@_FromSettings
+@FromSettings
 def names() -> KeyNames:
     """Return the key names under the settings (built once, on first use)."""
     # The cache entry's key function, prefix and version, as its backend

@@ -31,11 +31,11 @@ def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
     try:
         with override_settings(CACHES=nodes.caches()):
             ClusterConnectionFactory._clusters.clear()
-            connection._connections.clear()
+            connection.get_connection.forget()
             yield nodes
     finally:
         ClusterConnectionFactory._clusters.clear()
-        connection._connections.clear()
+        connection.get_connection.forget()
         nodes.stop()
 
 
@@ -63,7 +63,7 @@ def test_worker_started_while_cluster_unreachable_answers_503(
     key = keys.new_session_key()
     _stop_all(cluster)
     ClusterConnectionFactory._clusters.clear()
-    connection._connections.clear()
+    connection.get_connection.forget()
     with (
         override_settings(CACHES=cluster.caches()),  # a fresh django-redis client
         pytest.raises(SessionStoreUnavailable),

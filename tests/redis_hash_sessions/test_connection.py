@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -41,6 +43,47 @@ def test_async_calls_from_sync_code_close_their_connections(redis_client):
         assert async_to_sync(SessionStore(key).aload)() == {"visits": 1}
     gc.collect()  # an unclosed socket would warn here, and warnings fail tests
     assert settle(redis_client, before) == before
+
+
+def test_a_connection_made_while_the_caches_change_is_made_again(
+    redis_topology, settings, monkeypatch
+):
+    # The thread read the old CACHES just before they changed; the client
+    # it makes from them must not outlive the change.
+    making, changed = threading.Event(), threading.Event()
+    session_cache = connection._session_cache
+
+    def slow_session_cache() -> Any:
+        cache = session_cache()
+        if not making.is_set():
+            making.set()
+            changed.wait(timeout=10)
+        return cache
+
+    monkeypatch.setattr(connection, "_session_cache", slow_session_cache)
+    connection.get_connection.forget()
+    made: list[connection.Connection] = []
+    thread = threading.Thread(target=lambda: made.append(connection.get_connection()))
+    thread.start()
+    assert making.wait(timeout=10)
+    settings.CACHES = redis_topology.caches(max_connections=7)
+    changed.set()
+    thread.join(timeout=10)
+    assert made
+    assert connection.get_connection() is not made[0]
+
+
+def test_an_async_connection_is_made_again_when_the_caches_change(redis_topology):
+    async def before_and_after() -> tuple[Any, Any]:
+        before = await connection.get_async_connection()
+        with override_settings(CACHES=redis_topology.caches(max_connections=7)):
+            after = await connection.get_async_connection()
+            assert await connection.get_async_connection() is after
+        await connection.close_async_connections()
+        return before, after
+
+    before, after = async_to_sync(before_and_after)()
+    assert after is not before
 
 
 def test_the_async_pool_has_the_sync_pools_settings():
