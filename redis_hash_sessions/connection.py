@@ -25,7 +25,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -37,11 +37,10 @@ import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.sentinel
 from django.conf import settings
-from django.core.cache import InvalidCacheBackendError
+from django.core.cache import CacheHandler
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.utils.module_loading import import_string
 from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import PipelineCommand as AsyncPipelineCommand
@@ -604,18 +603,27 @@ class AsyncConnection:
         return [command.result for command in pipeline]
 
 
-# Per event loop: the async connection of each alias, the sync connection it
-# was built from, and the async generator whose closing (at the loop's
-# shutdown_asyncgens()) closes it.
+@dataclass
+class _LoopClients:
+    """The async connections made on one event loop."""
+
+    # Each alias's connection, and the sync connection it was built from.
+    current: dict[str, tuple[AsyncConnection, Connection]] = field(default_factory=dict)
+    # What closes each connection made on the loop, those replaced since
+    # (a request may still use one) as well: close_async_connections() or
+    # the loop's shutdown_asyncgens(), which closes suspended async
+    # generators, run them.
+    closers: list[AsyncIterator[None]] = field(default_factory=list)
+
+
 _async_connections: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop,
-    dict[str, tuple[AsyncConnection, Connection, AsyncIterator[None]]],
+    asyncio.AbstractEventLoop, _LoopClients
 ] = weakref.WeakKeyDictionary()
 
 
 @FromSettings
 def get_connection() -> Connection:
-    """Return the sync connection for SESSION_CACHE_ALIAS, creating it once."""
+    """Return the sync connection for SESSION_CACHE_ALIAS, made once per settings."""
     # A cluster's client maps the cluster as it is made: an outage too.
     with unavailable_on_error():
         client = _session_cache().client.get_client(write=True)
@@ -626,20 +634,12 @@ def _session_cache() -> Any:
     """
     Make SESSION_CACHE_ALIAS's django-redis cache, as Django's handler does.
 
-    From the settings themselves, not caches[alias]: the cache handler is
-    rebuilt by a setting_changed receiver that may run after ours, and a
-    call in between would keep a client of the old entry. Its connection
-    pool is django-redis's, shared by every cache of the same entry.
+    With a handler of the settings as they are, not Django's caches: that
+    handler is rebuilt by a setting_changed receiver that may run after
+    ours, and a call in between would make a client of the old entry.
+    django-redis keeps one connection pool per URL for the whole process.
     """
-    alias = settings.SESSION_CACHE_ALIAS
-    try:
-        params = dict(settings.CACHES[alias])
-    except KeyError:
-        raise InvalidCacheBackendError(
-            f"The connection '{alias}' doesn't exist."
-        ) from None
-    backend = import_string(params.pop("BACKEND"))
-    return backend(params.pop("LOCATION", ""), params)
+    return CacheHandler(settings.CACHES)[settings.SESSION_CACHE_ALIAS]
 
 
 # Connection options of redis-py's sync connections that redis.asyncio's do
@@ -793,11 +793,11 @@ async def _closed_at_shutdown(connection: AsyncConnection) -> AsyncIterator[None
 async def get_async_connection() -> AsyncConnection:
     """Return the async connection for SESSION_CACHE_ALIAS on the running loop."""
     alias = settings.SESSION_CACHE_ALIAS
-    per_alias = _async_connections.setdefault(asyncio.get_running_loop(), {})
+    clients = _async_connections.setdefault(asyncio.get_running_loop(), _LoopClients())
     sync_connection = get_connection()
-    # Built from the sync connection that the settings make now: one built
-    # from the connection of settings since changed is made again.
-    if (made := per_alias.get(alias)) is not None and made[1] is sync_connection:
+    # Built from the sync connection of the settings as they are: one built
+    # from that of settings since changed is made again.
+    if (made := clients.current.get(alias)) is not None and made[1] is sync_connection:
         return made[0]
     sync_client = sync_connection.client
     client: redis.asyncio.Redis | AsyncRedisCluster
@@ -815,7 +815,8 @@ async def get_async_connection() -> AsyncConnection:
     # is suspended then gets closed, and its finally closes the connection.
     closer = _closed_at_shutdown(connection)
     await anext(closer)
-    per_alias[alias] = (connection, sync_connection, closer)
+    clients.closers.append(closer)
+    clients.current[alias] = (connection, sync_connection)
     if isinstance(client, AsyncRedisCluster):
         # Mapped now, once the connection is shared (concurrent requests
         # wait on redis-py's own lock): redis-py 8.1 sends the first command
@@ -828,10 +829,10 @@ async def get_async_connection() -> AsyncConnection:
 
 async def close_async_connections() -> int:
     """Close the clients opened on the running event loop; return how many."""
-    per_alias = _async_connections.pop(asyncio.get_running_loop(), {})
-    for _, _, closer in per_alias.values():
+    clients = _async_connections.pop(asyncio.get_running_loop(), _LoopClients())
+    for closer in clients.closers:
         await closer.aclose()  # type: ignore[attr-defined]
-    return len(per_alias)
+    return len(clients.closers)
 
 
 @receiver(setting_changed)

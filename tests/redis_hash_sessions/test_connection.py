@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import shutil
@@ -66,24 +67,85 @@ def test_a_connection_made_while_the_caches_change_is_made_again(
     thread = threading.Thread(target=lambda: made.append(connection.get_connection()))
     thread.start()
     assert making.wait(timeout=10)
-    settings.CACHES = redis_topology.caches(max_connections=7)
+    settings.CACHES = redis_topology.caches(db=4)
     changed.set()
     thread.join(timeout=10)
     assert made
     assert connection.get_connection() is not made[0]
 
 
+def test_connections_made_at_once_leave_the_first_kept_for_every_later_call(
+    monkeypatch,
+):
+    # A later one kept instead would have the loop's async connection, built
+    # from the first, made again (and the first closed under its requests).
+    holding, released = threading.Event(), threading.Event()
+    session_cache = connection._session_cache
+
+    def slow_session_cache() -> Any:
+        cache = session_cache()
+        if not holding.is_set():
+            holding.set()
+            released.wait(timeout=10)
+        return cache
+
+    monkeypatch.setattr(connection, "_session_cache", slow_session_cache)
+    connection.get_connection.forget()
+    thread = threading.Thread(target=connection.get_connection)
+    thread.start()
+    assert holding.wait(timeout=10)
+    kept = connection.get_connection()
+    released.set()
+    thread.join(timeout=10)
+    assert connection.get_connection() is kept
+
+
+def test_a_connection_made_before_django_hears_of_new_caches_is_of_the_new_ones(
+    redis_topology, monkeypatch
+):
+    if redis_topology.name == "cluster":
+        pytest.skip("a cluster has database 0 only")
+    # Our receiver runs before Django's, which rebuilds its cache handler: a
+    # connection made in between (by another thread, say) is made here.
+    made: list[connection.Connection] = []
+    forget = connection.get_connection.forget
+
+    def forget_and_make() -> None:
+        forget()
+        made.append(connection.get_connection())
+
+    monkeypatch.setattr(connection.get_connection, "forget", forget_and_make)
+    with override_settings(CACHES=redis_topology.caches(db=5)):
+        assert made[0].client.connection_pool.connection_kwargs["db"] == 5
+        assert connection.get_connection() is made[0]
+
+
 def test_an_async_connection_is_made_again_when_the_caches_change(redis_topology):
-    async def before_and_after() -> tuple[Any, Any]:
+    async def before_and_after() -> tuple[Any, Any, int]:
         before = await connection.get_async_connection()
-        with override_settings(CACHES=redis_topology.caches(max_connections=7)):
+        with override_settings(CACHES=redis_topology.caches(db=4)):
             after = await connection.get_async_connection()
             assert await connection.get_async_connection() is after
-        await connection.close_async_connections()
-        return before, after
+        return before, after, await connection.close_async_connections()
 
-    before, after = async_to_sync(before_and_after)()
+    before, after, closed = async_to_sync(before_and_after)()
     assert after is not before
+    assert closed == 2
+
+
+def test_an_async_connection_replaced_stays_open_for_the_requests_using_it(
+    redis_topology,
+):
+    async def replaced_then_used() -> bool:
+        before = await connection.get_async_connection()
+        with override_settings(CACHES=redis_topology.caches(db=4)):
+            await connection.get_async_connection()
+            await asyncio.sleep(0)  # what the loop has scheduled runs
+            answered = await before.client.ping()
+        await connection.close_async_connections()
+        return bool(answered)
+
+    assert async_to_sync(replaced_then_used)()
 
 
 def test_the_async_pool_has_the_sync_pools_settings():
