@@ -77,7 +77,9 @@ INT64 = range(-(2**63), 2**63)
 INDEX_SLACK = 60
 # How long the hash lives that a count makes on a key that holds no session.
 STRAY_SECONDS = 60
-_INDEX_NOTE = re.compile(rb"(\d+):(\d+)")
+# The m:indexed note, two Unix times (lua/common.lua): more digits than any
+# time is not ours, and int() refuses a string of over 4,300.
+_INDEX_NOTE = re.compile(rb"(\d{1,15}):(\d{1,15})")
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 _json_decoder = json.JSONDecoder()

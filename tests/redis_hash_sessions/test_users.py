@@ -178,6 +178,9 @@ def test_an_increment_that_loads_the_session_saves_nothing_if_no_entry_is_due(
         "1:2:3",
         "-5:1",
         "9" * 30 + ":1",
+        # Past the digits Python's int() takes from a string.
+        "9" * 4301 + ":1",
+        "1:" + "9" * 4301,
     ],
 )
 def test_a_count_with_no_index_note_of_ours_has_the_save_move_the_entry(
