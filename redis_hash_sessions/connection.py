@@ -65,7 +65,8 @@ def _lua(name: str) -> str:
     return (LUA_DIR / f"{name}.lua").read_text()
 
 
-# The scripts that write sessions start with the shared helpers.
+# The scripts that write sessions, list or end them start with the shared
+# helpers.
 SAVE_LUA = _lua("common") + _lua("save")
 INCR_LUA = _lua("common") + _lua("incr")
 LEAVE_LUA = _lua("common") + _lua("leave")
@@ -73,8 +74,8 @@ PUT_BACK_LUA = _lua("common") + _lua("put_back")
 # Sent with EVAL by an undo, which is rare and best effort (send_all()).
 RENAME_BACK_LUA = _lua("common") + _lua("rename_back")
 LOAD_AND_DELETE_LUA = _lua("load_and_delete")
-SESSIONS_OF_LUA = _lua("sessions_of")
-END_SESSIONS_LUA = _lua("end_sessions")
+SESSIONS_OF_LUA = _lua("common") + _lua("sessions_of")
+END_SESSIONS_LUA = _lua("common") + _lua("end_sessions")
 # Loaded and run by a readiness check (Connection.probe()), not a request.
 PROBE_LUA = _lua("probe")
 # Redis names a script by its SHA-1: a name, not a security measure.

@@ -32,6 +32,9 @@ from .keys import KeyNames
 
 # Keys that count_sessions() asks SCAN for, and then Redis about, at a time.
 SCAN_BATCH = 1000
+# The latest expiry a UserSession can say, in Unix time: the last second of
+# the year 9999.
+_LATEST = datetime.max.replace(tzinfo=UTC).timestamp() - 1
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def _listed(names: KeyNames, user_id: object) -> list[str]:
             members = get_connection().client.zrange(names.index(str(user_id)), 0, -1)
     except redis.ResponseError as exc:
         return _none_if_wrong_type(exc)
-    return [member.decode() for member in cast(list[bytes], members)]
+    return _names(cast(list[bytes], members))
 
 
 async def _alisted(names: KeyNames, user_id: object) -> list[str]:
@@ -67,7 +70,18 @@ async def _alisted(names: KeyNames, user_id: object) -> list[str]:
             members = await client.zrange(names.index(str(user_id)), 0, -1)
     except redis.ResponseError as exc:
         return _none_if_wrong_type(exc)
-    return [member.decode() for member in cast(list[bytes], members)]
+    return _names(cast(list[bytes], members))
+
+
+def _names(members: list[bytes]) -> list[str]:
+    """Return the index's members, but those that are not UTF-8 (not ours)."""
+    names = []
+    for member in members:
+        try:
+            names.append(member.decode())
+        except UnicodeDecodeError:
+            continue
+    return names
 
 
 def _none_if_wrong_type(exc: redis.ResponseError) -> list[str]:
@@ -134,7 +148,8 @@ def _sessions_of_call(
 def _user_session(row: list[bytes], fields: Sequence[str]) -> UserSession:
     """Return one row of sessions_of.lua, flagged unreadable if a field is not JSON."""
     key_hash = row[0].decode()
-    expires_at = datetime.fromtimestamp(float(row[1]), tz=UTC)
+    # A TTL set around the engine may end past what a datetime holds.
+    expires_at = datetime.fromtimestamp(min(float(row[1]), _LATEST), tz=UTC)
     try:
         data = {
             name: json.loads(value)
@@ -241,9 +256,11 @@ def user_of(key_hash: str) -> str | None:
     if raw is None:
         return None
     try:
-        return str(json.loads(raw))
+        user = json.loads(raw)
     except (ValueError, RecursionError):  # not a user id the engine wrote
         return None
+    # As login() stores it: anything else names no user (engine._user_of()).
+    return user if isinstance(user, str) and user else None
 
 
 def count_sessions() -> int:

@@ -1,5 +1,6 @@
 -- List one user's live sessions, dropping from the user's index the members
--- that expired, whose session is gone, or whose session names someone else.
+-- that expired, whose session is gone (or whose key holds none: corrupted
+-- data), or whose session names someone else (helpers: common.lua).
 --
 -- KEYS[1]        the user's index
 -- KEYS[2 .. n+1] the hashes of the sessions the index listed
@@ -21,7 +22,7 @@ local result = {}
 for i = 2, #KEYS do
   local member = ARGV[3 + nfields + i - 1]
   local score = redis.call("ZSCORE", KEYS[1], member)
-  if score and tonumber(score) > now
+  if score and tonumber(score) > now and holds_session(KEYS[i])
       and redis.call("HGET", KEYS[i], ARGV[1]) == ARGV[2] then
     local entry = {member, now + redis.call("TTL", KEYS[i])}
     if nfields > 0 then

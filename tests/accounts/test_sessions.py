@@ -365,6 +365,17 @@ def test_signing_in_again_under_the_cap_ends_no_other_session(
     assert len(users.sessions_of(user.pk)) == 2
 
 
+def test_a_session_of_the_user_turned_into_another_type_fails_no_page(
+    user, redis_client
+):
+    laptop, phone = device(), device(IPHONE)
+    redis_key = session_redis_key(phone.cookies[COOKIE].value)
+    redis_client.delete(redis_key)
+    redis_client.set(redis_key, "not a session")
+    assert laptop.get("/dashboard/").status_code == HTTPStatus.OK
+    assert laptop.post("/sessions/end-others/").status_code == HTTPStatus.FOUND
+
+
 class TestCommand:
     def run(self, *args: str) -> str:
         out = StringIO()
@@ -398,6 +409,28 @@ class TestCommand:
             f"Ended session {key_hash(laptop)}.\n"
         )
         assert not session_exists(laptop)
+
+    def test_revoke_by_key_hash_ends_a_session_that_its_index_lost(
+        self, user, redis_client
+    ):
+        laptop = device()
+        redis_client.delete(user_index(user.pk))
+        self.run("revoke", f"--key-hash={key_hash(laptop)}")
+        assert not session_exists(laptop)
+
+    def test_revoke_by_key_hash_never_says_it_ended_what_it_did_not(
+        self, user, redis_client
+    ):
+        laptop = device()
+        redis_key = session_redis_key(laptop.cookies[COOKIE].value)
+        redis_client.hset(redis_key, "d:_auth_user_id", str(user.pk))  # a number
+        with pytest.raises(CommandError, match="No logged-in session"):
+            self.run("revoke", f"--key-hash={key_hash(laptop)}")
+        assert session_exists(laptop)
+
+    def test_an_empty_key_hash_is_an_unknown_one(self, user):
+        with pytest.raises(CommandError, match="No logged-in session"):
+            self.run("revoke", "--key-hash=")
 
     def test_a_key_hash_that_starts_with_a_dash_is_accepted(self, user, redis_client):
         laptop = device()

@@ -304,12 +304,49 @@ def test_a_lost_or_corrupted_index_is_rebuilt_by_the_next_write(
     assert listed("1") == {session.key_hash}
 
 
-def test_ending_a_session_of_an_index_of_another_type_ends_nothing(redis_client):
+@pytest.mark.parametrize("replacement", [None, "not an index"], ids=["lost", "string"])
+def test_a_named_session_ends_without_its_index(redis_client, replacement):
+    # Revoking a stolen session must not wait for its index to come back.
     session = signed_in("1")
     redis_client.delete(user_index(1))
-    redis_client.set(user_index(1), "not an index")
-    assert users.end_sessions("1", only=[session.key_hash or ""]) == 0
-    assert SessionStore().exists(session.session_key)
+    if replacement is not None:
+        redis_client.set(user_index(1), replacement)
+    assert users.end_sessions("1", only=[session.key_hash or ""]) == 1
+    assert not SessionStore().exists(session.session_key)
+    if replacement is not None:
+        assert redis_client.get(user_index(1)) == replacement.encode()
+
+
+def test_a_key_of_another_type_in_the_index_fails_neither_listing_nor_ending(
+    redis_client,
+):
+    kept, corrupted = signed_in("1"), signed_in("1")
+    redis_client.delete(session_redis_key(corrupted.session_key))
+    redis_client.set(session_redis_key(corrupted.session_key), "not a session")
+    assert listed("1") == {kept.key_hash}
+    assert users.end_sessions("1") == 1
+    assert redis_client.get(session_redis_key(corrupted.session_key)) is not None
+
+
+def test_a_hash_that_holds_no_session_is_neither_listed_nor_ended(redis_client):
+    kept, stray = signed_in("1"), signed_in("1")
+    redis_client.hdel(session_redis_key(stray.session_key), "m:created")
+    assert listed("1") == {kept.key_hash}
+    assert users.end_sessions("1", only=[stray.key_hash or ""]) == 0
+
+
+def test_an_index_member_that_is_not_utf8_is_left_out(redis_client):
+    session = signed_in("1")
+    redis_client.zadd(user_index(1), {b"\xff\xfe": redis_now(redis_client) + 60})
+    assert listed("1") == {session.key_hash}
+    assert users.end_sessions("1") == 1
+
+
+def test_a_session_whose_ttl_ends_past_the_year_9999_is_listed(redis_client):
+    session = signed_in("1")
+    redis_client.expire(session_redis_key(session.session_key), 10**12)
+    (entry,) = users.sessions_of("1")
+    assert entry.expires_at.year == 9999
 
 
 def test_an_entry_scored_past_any_expiry_fails_no_write(redis_client):
@@ -470,6 +507,17 @@ class TestEndingSessions:
 def test_user_of_names_the_user_of_a_session():
     session = signed_in("42")
     assert users.user_of(session.key_hash or "") == "42"
+
+
+@pytest.mark.parametrize(
+    "value", [b"42", b'""', b"null"], ids=["number", "empty", "null"]
+)
+def test_user_of_a_session_whose_user_is_no_id_login_stores_is_nobody(
+    value: bytes, redis_client: redis.Redis
+):
+    session = signed_in("42")
+    redis_client.hset(session_redis_key(session.session_key), "d:_auth_user_id", value)
+    assert users.user_of(session.key_hash or "") is None
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ class Command(BaseCommand):
             self.stdout.write(str(users.count_sessions()))
         elif action == "list":
             self._list(self._user_id(options["user"]))
-        elif options["key_hash"]:
+        elif options["key_hash"] is not None:
             self._revoke_one(options["key_hash"])
         else:
             user_id = self._user_id(options["user"])
@@ -88,7 +88,7 @@ class Command(BaseCommand):
 
     def _revoke_one(self, key_hash: str) -> None:
         user_id = users.user_of(key_hash)
-        if user_id is None:
+        # None ended: the session ended (or changed) since user_of() read it.
+        if user_id is None or not users.end_sessions(user_id, only=[key_hash]):
             raise CommandError(f"No logged-in session has the key hash {key_hash!r}.")
-        users.end_sessions(user_id, only=[key_hash])
         self.stdout.write(f"Ended session {key_hash}.")
