@@ -60,7 +60,9 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _SHA256_BLOCK = 64
 _GLOB = re.compile(r"[*?\[\]\\]")
 _SESSION_KEY_RE = re.compile(r"[a-z0-9]{32}:[A-Za-z0-9_-]{43}")
-# A key hash on Redis Cluster: the ID's tag, then the SHA-256 of the ID.
+# A key hash: the SHA-256 of the ID in base64url; on Redis Cluster the ID's
+# tag, then that.
+_KEY_HASH_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 _TAGGED_KEY_HASH_RE = re.compile(r"[a-z0-9]{3}[A-Za-z0-9_-]{43}")
 CLUSTER_FACTORY = "redis_hash_sessions.cluster.ClusterConnectionFactory"
 
@@ -244,20 +246,22 @@ class KeyNames:
             return key_hash
         return f"{{{key_hash[:TAG_LENGTH]}}}{key_hash[TAG_LENGTH:]}"
 
+    def is_key_hash(self, name: object) -> TypeIs[str]:
+        """Return True if name has the shape of a key hash under these names."""
+        pattern = _TAGGED_KEY_HASH_RE if self.tagged else _KEY_HASH_RE
+        return isinstance(name, str) and pattern.fullmatch(name) is not None
+
     def user_may_own(self, user_id: str, key_hash: object) -> bool:
         """
         Return False for a name that cannot be one of the user's sessions.
 
-        On Redis Cluster a user's sessions carry the user's tag: any other
-        name would be in another hash slot. Elsewhere any name may be.
+        A name that is no key hash is none (it could name another key, or
+        none that a URL can carry); on Redis Cluster a user's sessions carry
+        the user's tag, and any other would be in another hash slot.
         """
-        if not self.tagged:
-            return True
-        return (
-            isinstance(key_hash, str)
-            and _TAGGED_KEY_HASH_RE.fullmatch(key_hash) is not None
-            and key_hash.startswith(user_tag(user_id))
-        )
+        if not self.is_key_hash(key_hash):
+            return False
+        return not self.tagged or key_hash.startswith(user_tag(user_id))
 
     def sessions_pattern(self) -> str:
         """Return a SCAN pattern that matches every session (and more)."""

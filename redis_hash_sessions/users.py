@@ -5,7 +5,7 @@ The engine's scripts keep, for every logged-in user, a sorted set of that
 user's sessions scored by expiry, updated in the same atomic steps that
 create, rotate and save them. Sessions are named by their key hash (the
 SHA-256 of their ID, never the ID itself), which is safe to show and to put
-in a form: a user can only ever end sessions listed under their own id.
+in a form: a user can only ever end sessions that name them.
 
 An entry of a session that was deleted, or whose user changed, stays in the
 index until the index is next read (listing and ending drop it) or its
@@ -251,8 +251,16 @@ def _ended_mark(session_key: str) -> str | None:
 
 def user_of(key_hash: str) -> str | None:
     """Return the id of the user a session (named by its key hash) belongs to."""
-    with unavailable_on_error():
-        raw = get_connection().client.hget(keys.names().session(key_hash), USER_FIELD)
+    names = keys.names()
+    if not names.is_key_hash(key_hash):
+        return None
+    try:
+        with unavailable_on_error():
+            raw = get_connection().client.hget(names.session(key_hash), USER_FIELD)
+    except redis.ResponseError as exc:
+        if not is_wrong_type(exc):
+            raise
+        return None  # no session: corrupted data
     if raw is None:
         return None
     try:

@@ -7,7 +7,7 @@
 -- ARGV[1]              the field that names a session's user ("d:_auth_user_id")
 -- ARGV[2]              that field's value for this user
 -- ARGV[3]              how long the marks live, in seconds
--- ARGV[4 .. 3+n]       the names of the sessions in the index, in KEYS' order
+-- ARGV[4 .. 3+n]       the sessions' names (key hashes), in KEYS' order
 --
 -- Returns how many sessions ended. A key that holds no session, or a
 -- session that names another user, is never touched: a user can end only

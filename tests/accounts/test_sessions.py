@@ -365,6 +365,17 @@ def test_signing_in_again_under_the_cap_ends_no_other_session(
     assert len(users.sessions_of(user.pk)) == 2
 
 
+def test_an_index_member_that_is_no_key_hash_fails_no_page(user, redis_client):
+    laptop, phone = device(), device(IPHONE)
+    redis_client.rename(
+        session_redis_key(phone.cookies[COOKIE].value), keys.names().session("a/b")
+    )
+    redis_client.zadd(user_index(user.pk), {"a/b": 9_999_999_999})
+    response = laptop.get("/dashboard/")
+    assert response.status_code == HTTPStatus.OK
+    assert [s.key_hash for s in users.sessions_of(user.pk)] == [key_hash(laptop)]
+
+
 def test_a_session_of_the_user_turned_into_another_type_fails_no_page(
     user, redis_client
 ):
@@ -422,11 +433,29 @@ class TestCommand:
         self, user, redis_client
     ):
         laptop = device()
+        # A hash that names the user and holds no session: nothing to end.
         redis_key = session_redis_key(laptop.cookies[COOKIE].value)
-        redis_client.hset(redis_key, "d:_auth_user_id", str(user.pk))  # a number
+        redis_client.hdel(redis_key, "m:created")
         with pytest.raises(CommandError, match="No logged-in session"):
             self.run("revoke", f"--key-hash={key_hash(laptop)}")
-        assert session_exists(laptop)
+        assert redis_client.exists(redis_key)
+
+    @pytest.mark.parametrize(
+        "name",
+        ["another type", "user:{pk}", "\udcff"],
+        ids=["another-type", "an-index", "not-utf8"],
+    )
+    def test_revoke_by_a_key_hash_of_no_session_is_an_error_not_a_traceback(
+        self, user, redis_client, name
+    ):
+        laptop = device()
+        redis_key = session_redis_key(laptop.cookies[COOKIE].value)
+        if name == "another type":
+            redis_client.delete(redis_key)
+            redis_client.set(redis_key, "not a session")
+            name = key_hash(laptop)
+        with pytest.raises(CommandError, match="No logged-in session"):
+            self.run("revoke", f"--key-hash={name.format(pk=user.pk)}")
 
     def test_an_empty_key_hash_is_an_unknown_one(self, user):
         with pytest.raises(CommandError, match="No logged-in session"):
