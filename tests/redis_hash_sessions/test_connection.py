@@ -46,56 +46,55 @@ def test_async_calls_from_sync_code_close_their_connections(redis_client):
     assert settle(redis_client, before) == before
 
 
-def test_a_connection_made_while_the_caches_change_is_made_again(
-    redis_topology, settings, monkeypatch
-):
-    # The thread read the old CACHES just before they changed; the client
-    # it makes from them must not outlive the change.
-    making, changed = threading.Event(), threading.Event()
+@pytest.fixture
+def held_in_making(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """
+    Hold the next connection made, once it has read the settings, until
+    released: return the events that say it is held and that release it.
+    """
+    held, release = threading.Event(), threading.Event()
     session_cache = connection._session_cache
 
     def slow_session_cache() -> Any:
         cache = session_cache()
-        if not making.is_set():
-            making.set()
-            changed.wait(timeout=10)
+        if not held.is_set():
+            held.set()
+            release.wait(timeout=10)
         return cache
 
     monkeypatch.setattr(connection, "_session_cache", slow_session_cache)
     connection.get_connection.forget()
+    return held, release
+
+
+def test_a_connection_made_while_the_caches_change_is_made_again(
+    redis_topology, settings, held_in_making
+):
+    # The thread read the old CACHES just before they changed; the client
+    # it makes from them must not outlive the change.
+    held, release = held_in_making
     made: list[connection.Connection] = []
     thread = threading.Thread(target=lambda: made.append(connection.get_connection()))
     thread.start()
-    assert making.wait(timeout=10)
+    assert held.wait(timeout=10)
     settings.CACHES = redis_topology.caches(db=4)
-    changed.set()
+    release.set()
     thread.join(timeout=10)
     assert made
     assert connection.get_connection() is not made[0]
 
 
 def test_connections_made_at_once_leave_the_first_kept_for_every_later_call(
-    monkeypatch,
+    held_in_making,
 ):
     # A later one kept instead would have the loop's async connection, built
     # from the first, made again (and the first closed under its requests).
-    holding, released = threading.Event(), threading.Event()
-    session_cache = connection._session_cache
-
-    def slow_session_cache() -> Any:
-        cache = session_cache()
-        if not holding.is_set():
-            holding.set()
-            released.wait(timeout=10)
-        return cache
-
-    monkeypatch.setattr(connection, "_session_cache", slow_session_cache)
-    connection.get_connection.forget()
+    held, release = held_in_making
     thread = threading.Thread(target=connection.get_connection)
     thread.start()
-    assert holding.wait(timeout=10)
+    assert held.wait(timeout=10)
     kept = connection.get_connection()
-    released.set()
+    release.set()
     thread.join(timeout=10)
     assert connection.get_connection() is kept
 
