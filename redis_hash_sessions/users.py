@@ -74,14 +74,10 @@ async def _alisted(names: KeyNames, user_id: object) -> list[str]:
 
 
 def _names(members: list[bytes]) -> list[str]:
-    """Return the index's members, but those that are not UTF-8 (not ours)."""
-    names = []
-    for member in members:
-        try:
-            names.append(member.decode())
-        except UnicodeDecodeError:
-            continue
-    return names
+    """Return the index's members as text; _theirs() drops those not ours."""
+    # A key hash is ASCII: a member that is not keeps a replacement
+    # character, which no key hash has.
+    return [member.decode(errors="replace") for member in members]
 
 
 def _none_if_wrong_type(exc: redis.ResponseError) -> list[str]:
